@@ -1,0 +1,12 @@
+//! Identity: who is calling, from a verified token only (PROTOCOL.md §2). JWT issue/verify,
+//! password hashing, and the REST extractor that turns `Authorization: Bearer` into a [`Caller`].
+
+mod claims;
+mod extractor;
+mod jwt;
+mod password;
+
+pub use claims::{Claims, Identity, Role, clean_display_name};
+pub use extractor::{Caller, bearer_token};
+pub use jwt::{ExternalIssuer, IssuedToken, TokenService};
+pub use password::{PasswordHashError, PasswordHasher};

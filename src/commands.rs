@@ -1,0 +1,111 @@
+//! The sub-commands other than `serve`: `migrate`, `user add`, `token`. Each reads the same
+//! settings as the server and prints only its result on standard output.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use crate::auth::{PasswordHasher, clean_display_name};
+use crate::config::{ConfigError, Settings, StaffRole, TokenArgs, UserAddArgs};
+use crate::db::{self, DbError, models::NewUser};
+use crate::ids::{CompanyId, UserId};
+use crate::startup::{StartupError, open_database, token_service};
+
+/// `switchboard migrate`.
+pub fn migrate(settings: &Settings) -> Result<(), StartupError> {
+    open_database(settings)?;
+    log::info!("database {} is up to date", settings.database_url);
+    Ok(())
+}
+
+/// Shortest password a login may have.
+const MIN_PASSWORD_LEN: usize = 8;
+
+/// `switchboard user add`: creates a login and prints its user id.
+pub fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), StartupError> {
+    let email = args.email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(ConfigError::new("--email", "is not an email address").into());
+    }
+    let name = clean_display_name(&args.name);
+    if name.is_empty() {
+        return Err(ConfigError::new("--name", "must not be empty").into());
+    }
+    let company = CompanyId::parse(args.company.trim())
+        .ok_or_else(|| ConfigError::new("--company", "must be 1-128 printable characters"))?;
+    let password = read_password()?;
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ConfigError::new(
+            "SWITCHBOARD_PASSWORD",
+            format!("the password needs at least {MIN_PASSWORD_LEN} characters"),
+        )
+        .into());
+    }
+    let pool = open_database(settings)?;
+    let hasher = PasswordHasher::new().map_err(|e| StartupError::Other(e.to_string()))?;
+    let password_hash = hasher
+        .hash(&password)
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let role = match args.role {
+        StaffRole::Agent => "agent",
+        StaffRole::Admin => "admin",
+    };
+    let user = NewUser {
+        id: &id,
+        company: company.as_str(),
+        email: &email,
+        name: &name,
+        role,
+        password_hash: &password_hash,
+        created_at: db::now_millis(),
+    };
+    let mut conn = pool.get().map_err(DbError::from)?;
+    match db::users::insert(&mut conn, &user) {
+        Ok(()) => {}
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => return Err(ConfigError::new("--email", "an account with this email exists").into()),
+        Err(e) => return Err(DbError::from(e).into()),
+    }
+    log::info!("created {role} {email} in company {company}");
+    println!("{id}");
+    Ok(())
+}
+
+/// The password from `SWITCHBOARD_PASSWORD`, else the first line of standard input.
+fn read_password() -> Result<String, StartupError> {
+    if let Ok(password) = std::env::var("SWITCHBOARD_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        StartupError::Other(format!("cannot read the password from standard input: {e}"))
+    })?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `switchboard token`: prints only the signed token.
+pub fn print_token(settings: &Settings, args: &TokenArgs) -> Result<(), StartupError> {
+    let sub = UserId::parse(&args.sub)
+        .ok_or_else(|| ConfigError::new("--sub", "must be 1-128 printable characters"))?;
+    let company = CompanyId::parse(&args.company)
+        .ok_or_else(|| ConfigError::new("--company", "must be 1-128 printable characters"))?;
+    if args.ttl_secs == 0 {
+        return Err(ConfigError::new("--ttl-secs", "must be positive").into());
+    }
+    let pool = open_database(settings)?;
+    let tokens = token_service(settings, &pool)?;
+    let name = args.name.as_deref().map(clean_display_name);
+    let issued = tokens
+        .issue(
+            sub.as_str(),
+            args.role,
+            company.as_str(),
+            name.as_deref(),
+            Duration::from_secs(args.ttl_secs),
+        )
+        .map_err(|e| StartupError::Other(format!("cannot sign the token: {e}")))?;
+    println!("{}", issued.token);
+    Ok(())
+}

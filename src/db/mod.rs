@@ -1,0 +1,112 @@
+//! Storage: the SQLite pool (pragmas set on every pooled connection), the embedded migrations,
+//! and [`run`], the one way async code touches diesel. Query functions live one file per table
+//! and take `&mut DbConn`; they never run on an actor's thread.
+
+pub mod models;
+pub mod schema;
+pub mod server_settings;
+pub mod users;
+
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::{Connection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::{ConfigError, DatabaseUrl};
+use crate::error::AppError;
+
+pub type DbConn = SqliteConnection;
+pub type DbPool = Pool<ConnectionManager<DbConn>>;
+
+/// Migrations compiled into the binary, applied at start.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Connections in the pool: writes serialise on SQLite's lock anyway, reads run in parallel.
+const POOL_SIZE: u32 = 8;
+
+/// WAL lets readers run beside the writer; the busy timeout makes a writer wait for the lock
+/// instead of failing; foreign keys are off by default in SQLite.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                       PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(PRAGMAS)
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Opens the database (creating the file) and builds the pool. Fails fast with an error that
+/// names `--database-url` when the file cannot be opened.
+pub fn connect(url: &DatabaseUrl) -> Result<DbPool, ConfigError> {
+    let path = url.path.to_string_lossy().into_owned();
+    let config_error = |reason: String| ConfigError::new("--database-url", reason);
+    // One direct connection first: r2d2 would otherwise retry until its timeout before saying
+    // anything about a missing directory or an unreadable file.
+    let mut probe =
+        DbConn::establish(&path).map_err(|e| config_error(format!("cannot open {url}: {e}")))?;
+    probe
+        .batch_execute(PRAGMAS)
+        .map_err(|e| config_error(format!("cannot use {url}: {e}")))?;
+    drop(probe);
+    Pool::builder()
+        .max_size(POOL_SIZE)
+        .connection_timeout(Duration::from_secs(5))
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(ConnectionManager::new(path))
+        .map_err(|e| config_error(format!("cannot open {url}: {e}")))
+}
+
+/// Applies pending migrations and returns the versions it applied.
+pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
+    let mut conn = pool.get()?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(DbError::Migration)?;
+    Ok(applied.iter().map(ToString::to_string).collect())
+}
+
+/// A storage failure. Clients only ever see 503 `storage_unavailable`.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database query: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database migration: {0}")]
+    Migration(Box<dyn std::error::Error + Send + Sync>),
+    #[error("database task was cancelled")]
+    Canceled,
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        AppError::storage(e)
+    }
+}
+
+/// Runs blocking diesel work on actix's blocking pool; the pool checkout happens there too.
+pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, diesel::result::Error> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn).map_err(DbError::from)
+    })
+    .await
+    .map_err(|_| DbError::Canceled)?
+}
+
+/// Unix milliseconds now, the form timestamps are stored in.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

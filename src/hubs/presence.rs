@@ -1,0 +1,488 @@
+//! `PresenceHub`: the directory of who is connected, company → user → connections, plus each
+//! agent's status. It is the one place a connection is registered and deregistered:
+//!
+//! - a session sends [`Connect`] when it has authenticated and [`Disconnect`] from `stopping()`;
+//! - other hubs send [`EvictSlowConsumer`] when a connection's mailbox is full;
+//! - every removal, however it happened, is announced to the subscribed hubs as
+//!   [`ConnectionClosed`], so they forget the connection too.
+//!
+//! It also delivers to a user's connections and to "the company's agents" (every connection of
+//! an agent or admin) for the other hubs and the REST handlers. Presence is per user: a second
+//! tab is one more connection, and `presence_changed` goes out only on a user's first connect
+//! and last disconnect.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{ConnectionClosed, ConnectionHandle, SlowConsumer, fan_out};
+use crate::ids::{CompanyId, ConnId, UserId};
+use crate::protocol::{
+    AgentStatus, CloseCode, Frame, OnlineUser, ServerMessage, UserRef, encode, encode_reply,
+};
+
+/// The directory actor. See the module docs.
+pub struct PresenceHub {
+    companies: HashMap<CompanyId, Directory>,
+    max_connections_per_user: usize,
+    subscribers: Vec<Recipient<ConnectionClosed>>,
+    online_users: usize,
+    connections: usize,
+}
+
+/// One company's online users and its staff connections.
+#[derive(Default)]
+struct Directory {
+    users: HashMap<UserId, OnlineEntry>,
+    /// Every connection of an agent or admin: "the company's agents".
+    staff: HashMap<ConnId, (UserId, ConnectionHandle)>,
+}
+
+struct OnlineEntry {
+    user: UserRef,
+    /// Agents and admins only; customers have none.
+    status: Option<AgentStatus>,
+    connections: HashMap<ConnId, Connection>,
+}
+
+struct Connection {
+    handle: ConnectionHandle,
+    connected_at: DateTime<Utc>,
+}
+
+impl PresenceHub {
+    pub fn new(max_connections_per_user: usize) -> Self {
+        Self {
+            companies: HashMap::new(),
+            max_connections_per_user,
+            subscribers: Vec::new(),
+            online_users: 0,
+            connections: 0,
+        }
+    }
+
+    /// Removes connections (a worklist: announcing one user's departure can reveal more slow
+    /// consumers), announces each to the subscribers, and closes evicted ones with 4009.
+    fn remove_connections(
+        &mut self,
+        company: &CompanyId,
+        mut pending: Vec<(UserId, ConnId, bool)>,
+    ) {
+        while let Some((user_id, conn, evicted)) = pending.pop() {
+            let closed = ConnectionClosed {
+                company: company.clone(),
+                conn,
+            };
+            for subscriber in &self.subscribers {
+                subscriber.do_send(closed.clone());
+            }
+            let Some(directory) = self.companies.get_mut(company) else {
+                continue;
+            };
+            directory.staff.remove(&conn);
+            let Some(entry) = directory.users.get_mut(&user_id) else {
+                continue;
+            };
+            let Some(removed) = entry.connections.remove(&conn) else {
+                continue;
+            };
+            self.connections -= 1;
+            if evicted {
+                log::info!("closing slow consumer {conn:?} of {user_id} in {company}");
+                removed
+                    .handle
+                    .close(CloseCode::SlowConsumer, "slow consumer");
+            }
+            if !entry.connections.is_empty() {
+                continue;
+            }
+            let Some(gone) = directory.users.remove(&user_id) else {
+                continue;
+            };
+            self.online_users -= 1;
+            let frame = encode(&ServerMessage::PresenceChanged {
+                user: &gone.user,
+                online: false,
+            });
+            let mut slow = Vec::new();
+            fan_out(
+                directory.staff.values().map(|(u, h)| (u, h)),
+                &frame,
+                &mut slow,
+            );
+            pending.extend(slow.into_iter().map(|s| (s.user_id, s.conn, true)));
+            if directory.users.is_empty() {
+                self.companies.remove(company);
+            }
+        }
+    }
+
+    fn evict(&mut self, company: &CompanyId, slow: Vec<SlowConsumer>) {
+        if !slow.is_empty() {
+            self.remove_connections(
+                company,
+                slow.into_iter()
+                    .map(|s| (s.user_id, s.conn, true))
+                    .collect(),
+            );
+        }
+    }
+
+    fn handle_of(
+        &self,
+        company: &CompanyId,
+        user_id: &UserId,
+        conn: ConnId,
+    ) -> Option<&ConnectionHandle> {
+        let entry = self.companies.get(company)?.users.get(user_id)?;
+        entry.connections.get(&conn).map(|c| &c.handle)
+    }
+}
+
+impl Actor for PresenceHub {
+    type Context = Context<Self>;
+}
+
+/// A session has authenticated: add its connection to the directory.
+#[derive(Message)]
+#[rtype(result = "Result<(), TooManyConnections>")]
+pub struct Connect {
+    pub company: CompanyId,
+    pub user: UserRef,
+    pub handle: ConnectionHandle,
+    pub connected_at: DateTime<Utc>,
+}
+
+/// The user already holds `--max-connections-per-user` connections.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("too many connections for this user")]
+pub struct TooManyConnections;
+
+impl Handler<Connect> for PresenceHub {
+    type Result = Result<(), TooManyConnections>;
+
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        let directory = self.companies.entry(msg.company.clone()).or_default();
+        let is_staff = msg.user.role.is_staff();
+        let mut first_connection = false;
+        let entry = directory
+            .users
+            .entry(msg.user.id.clone())
+            .or_insert_with(|| {
+                first_connection = true;
+                OnlineEntry {
+                    user: msg.user.clone(),
+                    status: is_staff.then_some(AgentStatus::Available),
+                    connections: HashMap::new(),
+                }
+            });
+        if entry.connections.len() >= self.max_connections_per_user {
+            return Err(TooManyConnections);
+        }
+        let conn = msg.handle.id;
+        entry.connections.insert(
+            conn,
+            Connection {
+                handle: msg.handle.clone(),
+                connected_at: msg.connected_at,
+            },
+        );
+        self.connections += 1;
+        let mut slow = Vec::new();
+        if first_connection {
+            self.online_users += 1;
+            let frame = encode(&ServerMessage::PresenceChanged {
+                user: &msg.user,
+                online: true,
+            });
+            fan_out(
+                directory.staff.values().map(|(u, h)| (u, h)),
+                &frame,
+                &mut slow,
+            );
+        }
+        if is_staff {
+            directory
+                .staff
+                .insert(conn, (msg.user.id.clone(), msg.handle));
+        }
+        self.evict(&msg.company, slow);
+        Ok(())
+    }
+}
+
+/// A session has stopped (closed, dropped, timed out): forget its connection. Idempotent, and
+/// always announced to the subscribers, even if the connection was already evicted, so a hub
+/// the session talked to after its eviction forgets it too.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub company: CompanyId,
+    pub user_id: UserId,
+    pub conn: ConnId,
+}
+
+impl Handler<Disconnect> for PresenceHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        self.remove_connections(&msg.company, vec![(msg.user_id, msg.conn, false)]);
+    }
+}
+
+/// Another hub found this connection's mailbox full: evict it everywhere and close it (4009).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EvictSlowConsumer {
+    pub company: CompanyId,
+    pub user_id: UserId,
+    pub conn: ConnId,
+}
+
+impl Handler<EvictSlowConsumer> for PresenceHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: EvictSlowConsumer, _: &mut Context<Self>) {
+        self.remove_connections(&msg.company, vec![(msg.user_id, msg.conn, true)]);
+    }
+}
+
+/// Registers a hub that must hear about every connection that goes away.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeConnectionClosed {
+    pub subscriber: Recipient<ConnectionClosed>,
+}
+
+impl Handler<SubscribeConnectionClosed> for PresenceHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeConnectionClosed, _: &mut Context<Self>) {
+        self.subscribers.push(msg.subscriber);
+    }
+}
+
+/// An agent or admin sets their status; the company's agents hear `agent_status_changed`
+/// (the requesting connection gets it with its `ref`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetAgentStatus {
+    pub company: CompanyId,
+    pub user_id: UserId,
+    pub conn: ConnId,
+    pub status: AgentStatus,
+    pub reference: Option<Value>,
+}
+
+impl Handler<SetAgentStatus> for PresenceHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetAgentStatus, _: &mut Context<Self>) {
+        let Some(directory) = self.companies.get_mut(&msg.company) else {
+            return;
+        };
+        let Some(entry) = directory.users.get_mut(&msg.user_id) else {
+            return;
+        };
+        if !entry.connections.contains_key(&msg.conn) {
+            return;
+        }
+        entry.status = Some(msg.status);
+        let changed = ServerMessage::AgentStatusChanged {
+            user_id: &msg.user_id,
+            status: msg.status,
+        };
+        let frame = encode(&changed);
+        let mut slow = Vec::new();
+        let others = directory
+            .staff
+            .iter()
+            .filter(|(conn, _)| **conn != msg.conn);
+        fan_out(others.map(|(_, (u, h))| (u, h)), &frame, &mut slow);
+        if let Some((user_id, handle)) = directory.staff.get(&msg.conn) {
+            let reply = encode_reply(&changed, msg.reference.as_ref());
+            fan_out([(user_id, handle)], &reply, &mut slow);
+        }
+        self.evict(&msg.company, slow);
+    }
+}
+
+/// `get_online_users`: answers the requesting connection with `online_users`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendOnlineUsers {
+    pub company: CompanyId,
+    pub user_id: UserId,
+    pub conn: ConnId,
+    pub reference: Option<Value>,
+}
+
+impl Handler<SendOnlineUsers> for PresenceHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendOnlineUsers, _: &mut Context<Self>) {
+        let Some(handle) = self.handle_of(&msg.company, &msg.user_id, msg.conn) else {
+            return;
+        };
+        let Some(directory) = self.companies.get(&msg.company) else {
+            return;
+        };
+        let mut users: Vec<OnlineUser<'_>> = directory
+            .users
+            .values()
+            .map(|e| OnlineUser {
+                user: &e.user,
+                status: e.status,
+                connections: e.connections.len(),
+            })
+            .collect();
+        users.sort_by(|a, b| (&a.user.name, &a.user.id).cmp(&(&b.user.name, &b.user.id)));
+        let frame = encode_reply(
+            &ServerMessage::OnlineUsers { users },
+            msg.reference.as_ref(),
+        );
+        let mut slow = Vec::new();
+        fan_out([(&msg.user_id, handle)], &frame, &mut slow);
+        self.evict(&msg.company, slow);
+    }
+}
+
+/// Delivers a frame to every connection of one user; answers how many were reached.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct DeliverToUser {
+    pub company: CompanyId,
+    pub user_id: UserId,
+    pub frame: Frame,
+}
+
+impl Handler<DeliverToUser> for PresenceHub {
+    type Result = usize;
+
+    fn handle(&mut self, msg: DeliverToUser, _: &mut Context<Self>) -> usize {
+        let Some(entry) = self
+            .companies
+            .get(&msg.company)
+            .and_then(|d| d.users.get(&msg.user_id))
+        else {
+            return 0;
+        };
+        let mut slow = Vec::new();
+        let targets = entry
+            .connections
+            .values()
+            .map(|c| (&msg.user_id, &c.handle));
+        let delivered = fan_out(targets, &msg.frame, &mut slow);
+        self.evict(&msg.company, slow);
+        delivered
+    }
+}
+
+/// Delivers a frame to every connection of the company's agents and admins.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct DeliverToStaff {
+    pub company: CompanyId,
+    pub frame: Frame,
+}
+
+impl Handler<DeliverToStaff> for PresenceHub {
+    type Result = usize;
+
+    fn handle(&mut self, msg: DeliverToStaff, _: &mut Context<Self>) -> usize {
+        let Some(directory) = self.companies.get(&msg.company) else {
+            return 0;
+        };
+        let mut slow = Vec::new();
+        let delivered = fan_out(
+            directory.staff.values().map(|(u, h)| (u, h)),
+            &msg.frame,
+            &mut slow,
+        );
+        self.evict(&msg.company, slow);
+        delivered
+    }
+}
+
+/// One connection of a company, for `GET /api/v1/ws/clients`.
+#[derive(Debug, Clone)]
+pub struct ConnectionEntry {
+    pub conn: ConnId,
+    pub user: UserRef,
+    pub connected_at: DateTime<Utc>,
+}
+
+/// Lists a company's connections.
+#[derive(Message)]
+#[rtype(result = "Vec<ConnectionEntry>")]
+pub struct ListConnections {
+    pub company: CompanyId,
+}
+
+impl Handler<ListConnections> for PresenceHub {
+    type Result = MessageResult<ListConnections>;
+
+    fn handle(&mut self, msg: ListConnections, _: &mut Context<Self>) -> Self::Result {
+        let mut list: Vec<ConnectionEntry> = self
+            .companies
+            .get(&msg.company)
+            .into_iter()
+            .flat_map(|d| d.users.values())
+            .flat_map(|e| {
+                e.connections.iter().map(|(conn, c)| ConnectionEntry {
+                    conn: *conn,
+                    user: e.user.clone(),
+                    connected_at: c.connected_at,
+                })
+            })
+            .collect();
+        list.sort_by_key(|c| (c.connected_at, c.conn));
+        MessageResult(list)
+    }
+}
+
+/// Global counts for `GET /api/v1/ws/status` (no company is named, nothing else is revealed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub users: usize,
+    pub connections: usize,
+}
+
+#[derive(Message)]
+#[rtype(result = "Totals")]
+pub struct GetTotals;
+
+impl Handler<GetTotals> for PresenceHub {
+    type Result = MessageResult<GetTotals>;
+
+    fn handle(&mut self, _: GetTotals, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(Totals {
+            users: self.online_users,
+            connections: self.connections,
+        })
+    }
+}
+
+/// Server shutdown: ask every connection to close with 1001. Answers how many were asked.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll;
+
+impl Handler<CloseAll> for PresenceHub {
+    type Result = usize;
+
+    fn handle(&mut self, _: CloseAll, _: &mut Context<Self>) -> usize {
+        let mut asked = 0;
+        for entry in self.companies.values().flat_map(|d| d.users.values()) {
+            for connection in entry.connections.values() {
+                connection
+                    .handle
+                    .close(CloseCode::GoingAway, "server shutting down");
+                asked += 1;
+            }
+        }
+        asked
+    }
+}

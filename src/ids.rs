@@ -1,0 +1,153 @@
+//! Typed identifiers. A value of one of these types has passed the edge: ids from tokens are
+//! non-empty, room names match the contract's pattern. They are cheap to clone (`Arc<str>`),
+//! because hub maps and fan-out frames hold many copies of the same few strings.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+macro_rules! shared_str_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+shared_str_id!(
+    /// A user id (a token's `sub`), only meaningful inside its company.
+    UserId
+);
+shared_str_id!(
+    /// A tenant id (a token's `company`). Every hub map is keyed by it first.
+    CompanyId
+);
+shared_str_id!(
+    /// A room name matching `[A-Za-z0-9_.:-]{1,64}`, resolved inside the caller's company.
+    RoomName
+);
+
+/// Longest user or company id a token may carry.
+pub const MAX_ID_LEN: usize = 128;
+
+fn checked_id(value: &str) -> Option<Arc<str>> {
+    let ok = !value.is_empty() && value.len() <= MAX_ID_LEN && !value.chars().any(char::is_control);
+    ok.then(|| Arc::from(value))
+}
+
+impl UserId {
+    /// A user id from a verified token or a stored row; `None` when empty, too long or odd.
+    pub fn parse(value: &str) -> Option<Self> {
+        checked_id(value).map(Self)
+    }
+}
+
+impl CompanyId {
+    /// A company id from a verified token, a stored row or a signed callback; `None` when
+    /// empty, too long or odd.
+    pub fn parse(value: &str) -> Option<Self> {
+        checked_id(value).map(Self)
+    }
+}
+
+impl RoomName {
+    /// The automatic room that holds every connected agent and admin of a company.
+    pub const AGENTS: &'static str = "agents";
+
+    /// Parses a client-supplied room name; `None` when it breaks the contract's rule.
+    pub fn parse(value: &str) -> Option<Self> {
+        let ok = (1..=64).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+        ok.then(|| Self(Arc::from(value)))
+    }
+
+    pub fn is_agents(&self) -> bool {
+        &*self.0 == Self::AGENTS
+    }
+
+    /// The room of a browser call, `call:<call_id>`, whose parties may join it.
+    pub fn call_id(&self) -> Option<&str> {
+        self.0.strip_prefix("call:")
+    }
+}
+
+/// One WebSocket connection. Random, so a session id says nothing about how many exist.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(uuid::Uuid);
+
+impl ConnId {
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn:{}", self.0.simple())
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.simple(), f)
+    }
+}
+
+impl Serialize for ConnId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_follow_the_contract() {
+        for good in ["a", "agents", "call:123", "team.sales-2_x", &"r".repeat(64)] {
+            assert!(RoomName::parse(good).is_some(), "{good}");
+        }
+        for bad in ["", "has space", "ümlaut", "a/b", &"r".repeat(65), "x\n"] {
+            assert!(RoomName::parse(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(RoomName::parse("call:abc").unwrap().call_id(), Some("abc"));
+        assert!(RoomName::parse("agents").unwrap().is_agents());
+    }
+
+    #[test]
+    fn ids_reject_empty_long_and_control_characters() {
+        assert!(UserId::parse("u-1").is_some());
+        assert!(UserId::parse("").is_none());
+        assert!(UserId::parse(&"x".repeat(MAX_ID_LEN + 1)).is_none());
+        assert!(CompanyId::parse("acme\u{0}").is_none());
+    }
+}

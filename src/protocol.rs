@@ -1,0 +1,373 @@
+//! The WebSocket wire (PROTOCOL.md §4): client frames in, server frames out. Nothing here knows
+//! actors or sockets. Server frames are encoded once into a [`Frame`] (a cheaply cloned,
+//! immutable string) so a fan-out hands the same bytes to every recipient.
+
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Role;
+use crate::error::ErrorCode;
+use crate::ids::{CompanyId, ConnId, RoomName, UserId};
+
+/// One encoded server frame (JSON text). Cloning shares the bytes.
+pub type Frame = ByteString;
+
+/// WebSocket close codes of PROTOCOL.md §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum CloseCode {
+    Normal = 1000,
+    GoingAway = 1001,
+    ProtocolError = 1002,
+    TooBig = 1009,
+    InternalError = 1011,
+    Unauthorized = 4001,
+    Forbidden = 4003,
+    RateLimited = 4008,
+    SlowConsumer = 4009,
+}
+
+impl CloseCode {
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+}
+
+/// A user as other users see it: `{"id","name","role"}`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: UserId,
+    pub name: Arc<str>,
+    pub role: Role,
+}
+
+/// The `connected` frame's user: a [`UserRef`] plus the company.
+#[derive(Debug, Serialize)]
+pub struct UserWithCompany<'a> {
+    #[serde(flatten)]
+    pub user: &'a UserRef,
+    pub company: &'a CompanyId,
+}
+
+/// An agent's availability. Every agent is `available` when their first connection opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentStatus {
+    Available,
+    Busy,
+    Away,
+    Offline,
+}
+
+/// A frame a client may send. Unknown `type`s become [`ClientMessage::Unknown`].
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Auth {
+        token: String,
+    },
+    Ping,
+    JoinRoom {
+        room: String,
+    },
+    LeaveRoom {
+        room: String,
+    },
+    Publish {
+        room: String,
+        data: Value,
+    },
+    GetOnlineUsers,
+    GetConnectionInfo,
+    AgentStatus {
+        status: AgentStatus,
+    },
+    #[serde(other)]
+    Unknown,
+}
+
+/// A decoded client frame with its optional `ref` (a string or a number).
+#[derive(Debug)]
+pub struct Request {
+    pub reference: Option<Value>,
+    pub message: ClientMessage,
+}
+
+/// Why a client frame could not be decoded; each maps to one error code.
+#[derive(Debug, PartialEq)]
+pub enum DecodeError {
+    /// Not JSON at all → `invalid_json`.
+    InvalidJson,
+    /// JSON, but not a frame of a known shape → `invalid_message`.
+    InvalidMessage {
+        reference: Option<Value>,
+        reason: String,
+    },
+    /// A well-formed frame whose `type` we do not know → `unknown_type`.
+    UnknownType {
+        reference: Option<Value>,
+        kind: String,
+    },
+}
+
+impl DecodeError {
+    /// The error frame that answers this decode failure.
+    pub fn to_frame(&self) -> Frame {
+        match self {
+            DecodeError::InvalidJson => {
+                error_frame(ErrorCode::InvalidJson, "frame is not valid JSON", None)
+            }
+            DecodeError::InvalidMessage { reference, reason } => {
+                error_frame(ErrorCode::InvalidMessage, reason, reference.as_ref())
+            }
+            DecodeError::UnknownType { reference, kind } => error_frame(
+                ErrorCode::UnknownType,
+                &format!("unknown frame type '{kind}'"),
+                reference.as_ref(),
+            ),
+        }
+    }
+}
+
+/// Decodes one client text frame.
+pub fn decode(text: &str) -> Result<Request, DecodeError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| DecodeError::InvalidJson)?;
+    let Value::Object(mut map) = value else {
+        return Err(invalid(None, "a frame is a JSON object with a \"type\""));
+    };
+    let reference = match map.remove("ref") {
+        None | Some(Value::Null) => None,
+        Some(r @ (Value::String(_) | Value::Number(_))) => Some(r),
+        Some(_) => return Err(invalid(None, "\"ref\" must be a string or a number")),
+    };
+    let kind = match map.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        _ => return Err(invalid(reference, "\"type\" must be a string")),
+    };
+    match serde_json::from_value::<ClientMessage>(Value::Object(map)) {
+        Ok(ClientMessage::Unknown) => Err(DecodeError::UnknownType { reference, kind }),
+        Ok(message) => Ok(Request { reference, message }),
+        Err(e) => Err(invalid(reference, format!("invalid '{kind}' frame: {e}"))),
+    }
+}
+
+fn invalid(reference: Option<Value>, reason: impl Into<String>) -> DecodeError {
+    DecodeError::InvalidMessage {
+        reference,
+        reason: reason.into(),
+    }
+}
+
+/// One user in an `online_users` answer.
+#[derive(Debug, Serialize)]
+pub struct OnlineUser<'a> {
+    #[serde(flatten)]
+    pub user: &'a UserRef,
+    pub status: Option<AgentStatus>,
+    pub connections: usize,
+}
+
+/// One connection as `connection_info` and `GET /api/v1/ws/clients` describe it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionSummary {
+    pub session_id: ConnId,
+    pub user: UserRef,
+    pub rooms: Vec<RoomName>,
+    pub connected_at: String,
+}
+
+/// Every frame the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage<'a> {
+    Connected {
+        session_id: ConnId,
+        user: UserWithCompany<'a>,
+        heartbeat_interval_ms: u64,
+        message: &'static str,
+    },
+    Pong {
+        ts: i64,
+    },
+    Error {
+        code: ErrorCode,
+        message: &'a str,
+    },
+    AuthRefreshed {
+        expires_at: String,
+    },
+    RoomJoined {
+        room: &'a RoomName,
+        members: Vec<&'a UserRef>,
+    },
+    RoomLeft {
+        room: &'a RoomName,
+    },
+    UserJoined {
+        room: &'a RoomName,
+        user: &'a UserRef,
+    },
+    UserLeft {
+        room: &'a RoomName,
+        user: &'a UserRef,
+    },
+    RoomMessage {
+        room: &'a RoomName,
+        from: &'a UserRef,
+        data: &'a Value,
+    },
+    /// Acknowledges a `publish` that carried a `ref`.
+    Published {
+        room: &'a RoomName,
+        delivered: usize,
+    },
+    OnlineUsers {
+        users: Vec<OnlineUser<'a>>,
+    },
+    ConnectionInfo(&'a ConnectionSummary),
+    AgentStatusChanged {
+        user_id: &'a UserId,
+        status: AgentStatus,
+    },
+    PresenceChanged {
+        user: &'a UserRef,
+        online: bool,
+    },
+    Test {
+        event: &'a str,
+        message: &'a str,
+        sender: &'a UserRef,
+        timestamp: String,
+    },
+    ServerMessage {
+        data: &'a Value,
+        from: &'a UserRef,
+    },
+}
+
+/// Encodes a frame once, for any number of recipients.
+pub fn encode(message: &ServerMessage<'_>) -> Frame {
+    encode_reply(message, None)
+}
+
+/// Encodes a frame that answers a request, echoing its `ref` when it had one.
+pub fn encode_reply(message: &ServerMessage<'_>, reference: Option<&Value>) -> Frame {
+    match serde_json::to_string(message) {
+        Ok(mut json) => {
+            // Every server frame is a JSON object, so the ref goes in before the final brace;
+            // cheaper and simpler than a flattened wrapper type.
+            if let Some(reference) = reference
+                && json.ends_with('}')
+            {
+                json.pop();
+                json.push_str(",\"ref\":");
+                json.push_str(&reference.to_string());
+                json.push('}');
+            }
+            ByteString::from(json)
+        }
+        Err(e) => {
+            log::error!("cannot encode a server frame: {e}");
+            ByteString::from_static(
+                r#"{"type":"error","code":"internal","message":"internal error"}"#,
+            )
+        }
+    }
+}
+
+/// An `error` frame with `code`, a human message and the request's `ref`.
+pub fn error_frame(code: ErrorCode, message: &str, reference: Option<&Value>) -> Frame {
+    encode_reply(&ServerMessage::Error { code, message }, reference)
+}
+
+/// RFC 3339 in UTC with milliseconds, the form every timestamp on the wire takes.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Unix seconds as an RFC 3339 timestamp.
+pub fn timestamp_from_unix(secs: i64) -> String {
+    DateTime::from_timestamp(secs, 0)
+        .map(timestamp)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &str) -> Value {
+        serde_json::from_str(v).unwrap()
+    }
+
+    #[test]
+    fn decodes_known_frames_with_refs() {
+        let req = decode(r#"{"type":"join_room","room":"sales","ref":7}"#).unwrap();
+        assert_eq!(req.reference, Some(Value::from(7)));
+        assert!(matches!(req.message, ClientMessage::JoinRoom { room } if room == "sales"));
+        let req = decode(r#"{"type":"agent_status","status":"busy","ref":"a"}"#).unwrap();
+        assert!(matches!(
+            req.message,
+            ClientMessage::AgentStatus {
+                status: AgentStatus::Busy
+            }
+        ));
+    }
+
+    #[test]
+    fn classifies_bad_frames() {
+        assert_eq!(decode("{nope").unwrap_err(), DecodeError::InvalidJson);
+        assert!(matches!(
+            decode("[1,2]"),
+            Err(DecodeError::InvalidMessage { .. })
+        ));
+        assert!(matches!(
+            decode(r#"{"room":"x"}"#),
+            Err(DecodeError::InvalidMessage { .. })
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"teleport","ref":"r1"}"#),
+            Err(DecodeError::UnknownType {
+                reference: Some(_),
+                ..
+            })
+        ));
+        let Err(DecodeError::InvalidMessage { reference, .. }) =
+            decode(r#"{"type":"join_room","room":5,"ref":"r2"}"#)
+        else {
+            panic!("expected invalid_message");
+        };
+        assert_eq!(reference, Some(Value::from("r2")));
+        assert!(matches!(
+            decode(r#"{"type":"ping","ref":{"x":1}}"#),
+            Err(DecodeError::InvalidMessage {
+                reference: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn replies_echo_the_ref() {
+        let frame = encode_reply(&ServerMessage::Pong { ts: 5 }, Some(&Value::from("abc")));
+        assert_eq!(
+            parse(&frame),
+            serde_json::json!({"type": "pong", "ts": 5, "ref": "abc"})
+        );
+        let frame = error_frame(ErrorCode::NotAMember, "no", None);
+        assert_eq!(
+            parse(&frame),
+            serde_json::json!({"type": "error", "code": "not_a_member", "message": "no"})
+        );
+    }
+
+    #[test]
+    fn timestamps_have_millis_and_z() {
+        let at = DateTime::from_timestamp_millis(1_769_452_898_130).unwrap();
+        assert_eq!(timestamp(at), "2026-01-26T18:41:38.130Z");
+    }
+}

@@ -1,0 +1,80 @@
+//! Server-side publishing into a room or to one user (PROTOCOL.md §5).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Caller, Role};
+use crate::error::AppError;
+use crate::hubs::presence::DeliverToUser;
+use crate::hubs::rooms::PublishToRoom;
+use crate::ids::{RoomName, UserId};
+use crate::protocol::{ServerMessage, encode};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/publish", web::post().to(publish));
+}
+
+#[derive(Deserialize)]
+struct PublishRequest {
+    room: Option<String>,
+    user_id: Option<String>,
+    data: Value,
+}
+
+async fn publish(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<PublishRequest>,
+) -> Result<HttpResponse, AppError> {
+    let identity = caller.require(&[Role::Admin, Role::Service])?;
+    let PublishRequest {
+        room,
+        user_id,
+        data,
+    } = body.into_inner();
+    let company = identity.company.clone();
+    let from = identity.user.clone();
+    let delivered = match (room, user_id) {
+        (Some(room), None) => {
+            let room = RoomName::parse(&room).ok_or_else(|| {
+                AppError::invalid_message("room must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+            })?;
+            state
+                .hubs
+                .rooms
+                .send(PublishToRoom {
+                    company,
+                    room,
+                    from,
+                    data,
+                })
+                .await
+        }
+        (None, Some(user_id)) => {
+            let user_id = UserId::parse(&user_id)
+                .ok_or_else(|| AppError::invalid_message("user_id must be a user id"))?;
+            let frame = encode(&ServerMessage::ServerMessage {
+                data: &data,
+                from: &from,
+            });
+            state
+                .hubs
+                .presence
+                .send(DeliverToUser {
+                    company,
+                    user_id,
+                    frame,
+                })
+                .await
+        }
+        _ => {
+            return Err(AppError::invalid_message(
+                "give exactly one of \"room\" or \"user_id\"",
+            ));
+        }
+    }
+    .map_err(|e| AppError::internal(format!("hub unavailable: {e}")))?;
+    Ok(HttpResponse::Ok().json(json!({ "delivered": delivered })))
+}

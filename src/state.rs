@@ -1,0 +1,55 @@
+//! What every request handler and WebSocket session shares, built once in startup.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{PasswordHasher, TokenService};
+use crate::config::{OriginPolicy, Settings};
+use crate::db::DbPool;
+use crate::hubs::Hubs;
+use crate::limits::KeyedLimiter;
+
+/// Shared application state (behind `web::Data`).
+pub struct AppState {
+    pub settings: Settings,
+    /// `--public-url`, or `http://<bound address>`; no trailing slash.
+    pub public_url: String,
+    pub pool: DbPool,
+    pub hubs: Hubs,
+    pub tokens: Arc<TokenService>,
+    pub passwords: Arc<PasswordHasher>,
+    pub limits: AuthLimits,
+    pub session: Arc<SessionConfig>,
+}
+
+/// Per-IP and per-email limits of the auth endpoints.
+pub struct AuthLimits {
+    pub login_by_ip: KeyedLimiter,
+    pub login_by_email: KeyedLimiter,
+    pub guest_by_ip: KeyedLimiter,
+}
+
+impl AuthLimits {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            login_by_ip: KeyedLimiter::per_minute(per_minute),
+            login_by_email: KeyedLimiter::per_minute(per_minute),
+            guest_by_ip: KeyedLimiter::per_minute(per_minute),
+        }
+    }
+}
+
+/// What each WebSocket session needs to know, shared by all of them.
+pub struct SessionConfig {
+    pub hubs: Hubs,
+    pub tokens: Arc<TokenService>,
+    pub heartbeat_interval: Duration,
+    pub client_timeout: Duration,
+    /// How long an unauthenticated connection may wait before its `auth` frame.
+    pub auth_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    pub mailbox_capacity: usize,
+    pub origin_policy: OriginPolicy,
+}

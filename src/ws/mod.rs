@@ -1,0 +1,164 @@
+//! The WebSocket endpoint: `GET /ws`, plus the legacy per-user paths `/ws/{user_id}` and
+//! `/api/v1/ws/{user_id}`. The handshake checks the `Origin`, then a token from `?token=` or
+//! `Authorization: Bearer` (without one, the session waits for an `auth` frame), then that a
+//! legacy path names the token's own user; only then is the socket upgraded. This module and
+//! `session.rs` are the only code that knows actix-web-actors.
+
+mod session;
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws;
+
+use crate::auth::bearer_token;
+use crate::config::OriginPolicy;
+use crate::error::{AppError, ErrorCode};
+use crate::state::AppState;
+
+pub use session::WsSession;
+
+/// Registers the WebSocket routes. The legacy `/api/v1/ws/{user_id}` path must be registered
+/// after the fixed `/api/v1/ws/status` and `/api/v1/ws/clients` routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(connect))
+        .route("/ws/{user_id}", web::get().to(connect_legacy))
+        .route("/api/v1/ws/{user_id}", web::get().to(connect_legacy));
+}
+
+async fn connect(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    upgrade(req, stream, &state, None)
+}
+
+async fn connect_legacy(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    user_id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    upgrade(req, stream, &state, Some(user_id.into_inner()))
+}
+
+fn upgrade(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: &AppState,
+    required_user: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    if !origin_allowed(&req, &state.session.origin_policy, &state.public_url) {
+        return Err(AppError::new(
+            ErrorCode::OriginNotAllowed,
+            "this origin may not connect",
+        ));
+    }
+    let identity = match handshake_token(&req) {
+        None => None,
+        Some(token) => Some(state.tokens.verify(&token).map_err(|e| {
+            log::debug!("ws handshake: {e}");
+            AppError::invalid_token()
+        })?),
+    };
+    if let (Some(identity), Some(path_user)) = (&identity, &required_user)
+        && identity.user.id.as_str() != path_user
+    {
+        return Err(AppError::new(
+            ErrorCode::UserMismatch,
+            "the path names another user",
+        ));
+    }
+    let session = WsSession::new(state.session.clone(), identity, required_user);
+    ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(state.session.max_message_bytes)
+        .start()
+        .map_err(|e| AppError::invalid_message(format!("not a WebSocket handshake: {e}")))
+}
+
+/// `?token=` first, then `Authorization: Bearer`.
+fn handshake_token(req: &HttpRequest) -> Option<String> {
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok();
+    query
+        .and_then(|q| q.into_inner().remove("token"))
+        .filter(|t| !t.is_empty())
+        .or_else(|| bearer_token(req).map(str::to_owned))
+}
+
+/// A handshake without `Origin` (not a browser) is always allowed; otherwise the policy decides.
+fn origin_allowed(req: &HttpRequest, policy: &OriginPolicy, public_url: &str) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    match policy {
+        OriginPolicy::Any => true,
+        OriginPolicy::List(allowed) => allowed.contains(&origin),
+        OriginPolicy::SameOrigin => {
+            let info = req.connection_info();
+            let own = format!("{}://{}", info.scheme(), info.host()).to_ascii_lowercase();
+            origin == own || origin == origin_of(public_url)
+        }
+    }
+}
+
+/// `scheme://host[:port]` of a URL, lower-cased.
+fn origin_of(url: &str) -> String {
+    let lower = url.to_ascii_lowercase();
+    let after_scheme = lower.find("://").map_or(0, |i| i + 3);
+    let end = lower[after_scheme..]
+        .find('/')
+        .map_or(lower.len(), |i| after_scheme + i);
+    lower[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn origin_of_strips_the_path() {
+        assert_eq!(
+            origin_of("https://Hub.example.com/base"),
+            "https://hub.example.com"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn same_origin_policy() {
+        let req = |origin: &str| {
+            TestRequest::default()
+                .insert_header((header::HOST, "hub.local:8080"))
+                .insert_header((header::ORIGIN, origin))
+                .to_http_request()
+        };
+        let policy = OriginPolicy::SameOrigin;
+        assert!(origin_allowed(
+            &req("http://hub.local:8080"),
+            &policy,
+            "https://public.example"
+        ));
+        assert!(origin_allowed(
+            &req("https://public.example"),
+            &policy,
+            "https://public.example"
+        ));
+        assert!(!origin_allowed(
+            &req("https://evil.example"),
+            &policy,
+            "https://public.example"
+        ));
+        assert!(origin_allowed(
+            &TestRequest::default().to_http_request(),
+            &policy,
+            "http://x"
+        ));
+    }
+}
