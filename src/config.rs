@@ -240,6 +240,11 @@ pub struct Settings {
     pub encryption_key: Option<Secret>,
 
     // ---- limits the contract leaves open (documented in the README) ----
+    /// How long a connection without a handshake token may wait before its `auth` frame.
+    #[arg(long, env = "SWITCHBOARD_AUTH_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(10..), global = true)]
+    pub auth_timeout_ms: u64,
+
     /// Largest inbound WebSocket message in bytes (continuation frames counted together).
     #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_BYTES", default_value_t = 65_536,
           value_parser = clap::value_parser!(u32).range(1024..), global = true)]

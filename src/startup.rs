@@ -19,9 +19,6 @@ use crate::hubs::{HubLimits, Hubs};
 use crate::state::{AppState, AuthLimits, SessionConfig};
 use crate::{routes, ws};
 
-/// How long a connection may stay unauthenticated waiting for its `auth` frame.
-pub const AUTH_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Why the hub could not start; the message names the setting at fault where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -115,7 +112,7 @@ impl Application {
             tokens: Arc::clone(&tokens),
             heartbeat_interval: Duration::from_millis(settings.heartbeat_interval_ms),
             client_timeout: Duration::from_millis(settings.client_timeout_ms),
-            auth_timeout: AUTH_FRAME_TIMEOUT,
+            auth_timeout: Duration::from_millis(settings.auth_timeout_ms),
             max_message_bytes: settings.max_message_bytes as usize,
             rate_limit_per_sec: settings.rate_limit_per_sec,
             rate_limit_burst: settings.rate_limit_burst,

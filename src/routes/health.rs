@@ -18,10 +18,10 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The process can serve: the database answers.
+/// The process can serve: the database answers, with our schema in it.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     db::run(&state.pool, |conn| {
-        diesel::sql_query("SELECT 1").execute(conn)
+        diesel::sql_query("SELECT 1 FROM users LIMIT 1").execute(conn)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))

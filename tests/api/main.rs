@@ -1,1 +1,15 @@
+//! One integration-test binary: every module starts real servers with `helpers::spawn_app()`
+//! and talks to them over real HTTP and real WebSockets.
+#![allow(clippy::unwrap_used)]
 
+mod auth;
+mod cli;
+mod health;
+mod helpers;
+mod isolation;
+mod lifecycle;
+mod presence;
+mod rest;
+mod rooms;
+mod ws_connect;
+mod ws_frames;

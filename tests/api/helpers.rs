@@ -1,0 +1,402 @@
+//! `spawn_app()`: the real server on port 0 with a temporary SQLite file and short timers, and
+//! clients that talk to it as any client would: real HTTP and real WebSockets (awc).
+
+use std::time::Duration;
+
+use actix_codec::Framed;
+use actix_http::ws::{CloseReason, Codec, Frame, Item, Message};
+use awc::BoxedSocket;
+use awc::http::StatusCode;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard::auth::{PasswordHasher, Role, TokenService};
+use switchboard::config::Settings;
+use switchboard::db;
+use switchboard::startup::Application;
+use tokio::sync::{mpsc, watch};
+
+/// The HS256 secret every test server uses, so tests can mint tokens.
+pub const TEST_SECRET: &str = "test-secret-0123456789-abcdefghij";
+/// How long a client waits for a frame it expects.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(3);
+/// Heartbeat settings of the test servers: pings every 100 ms, dead after 400 ms of silence.
+pub const HEARTBEAT_MS: u64 = 100;
+pub const CLIENT_TIMEOUT_MS: u64 = 400;
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub db_url: String,
+    pub http: awc::Client,
+    tokens: TokenService,
+    _dir: tempfile::TempDir,
+}
+
+/// A server with the test defaults.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// A server with the test defaults plus `extra` flags (later flags win).
+pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let mut args = vec!["--jwt-secret", TEST_SECRET];
+    args.extend_from_slice(extra);
+    start(db_url, dir, &args).await
+}
+
+/// A server on an existing database, with the secret stored there (no `--jwt-secret`).
+pub async fn spawn_app_on_database(db_url: &str, extra: &[&str]) -> TestApp {
+    start(
+        db_url.to_owned(),
+        tempfile::tempdir().expect("temp dir"),
+        extra,
+    )
+    .await
+}
+
+async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let heartbeat = HEARTBEAT_MS.to_string();
+    let timeout = CLIENT_TIMEOUT_MS.to_string();
+    let mut args = vec![
+        "switchboard",
+        "--bind",
+        "127.0.0.1:0",
+        "--database-url",
+        &db_url,
+        "--heartbeat-interval-ms",
+        &heartbeat,
+        "--client-timeout-ms",
+        &timeout,
+        "--auth-timeout-ms",
+        "500",
+        "--workers",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let settings = Settings::from_args(args).expect("test settings parse");
+    let app = Application::build(settings).await.expect("server builds");
+    let port = app.port();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let http = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        db_url,
+        http,
+        tokens: TokenService::new(TEST_SECRET.as_bytes(), None),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// A signed token for `sub` in `company` valid for an hour.
+    pub fn token(&self, sub: &str, role: Role, company: &str) -> String {
+        self.token_for(sub, role, company, Duration::from_secs(3600))
+    }
+
+    pub fn token_for(&self, sub: &str, role: Role, company: &str, ttl: Duration) -> String {
+        let name = format!("{sub} name");
+        self.tokens
+            .issue(sub, role, company, Some(&name), ttl)
+            .expect("sign")
+            .token
+    }
+
+    /// Creates a login account directly in the database; returns its id.
+    pub fn create_user(&self, email: &str, password: &str, role: &str, company: &str) -> String {
+        let url = self.db_url.parse().expect("db url");
+        let pool = db::connect(&url).expect("db");
+        let hash = PasswordHasher::new()
+            .expect("hasher")
+            .hash(password)
+            .expect("hash");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let user = db::models::NewUser {
+            id: &id,
+            company,
+            email,
+            name: "Test User",
+            role,
+            password_hash: &hash,
+            created_at: 0,
+        };
+        db::users::insert(&mut pool.get().expect("conn"), &user).expect("insert user");
+        id
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// GET with an optional bearer token; the status and the JSON body (Null when not JSON).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = req.send().await.expect("GET");
+        let body = res.body().await.expect("body");
+        (
+            res.status(),
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// POST a JSON body with an optional bearer token.
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> (StatusCode, Value) {
+        self.post_raw(path, &body.to_string(), token).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .content_type("application/json");
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = req.send_body(body.to_owned()).await.expect("POST");
+        let body = res.body().await.expect("body");
+        (
+            res.status(),
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Connects with `?token=` and reads the `connected` frame.
+    pub async fn connect(&self, token: &str) -> WsClient {
+        let mut client = self
+            .connect_raw(&format!("/ws?token={token}"), &[])
+            .await
+            .expect("upgrade");
+        let connected = client.next_json().await;
+        assert_eq!(connected["type"], "connected", "{connected}");
+        client
+    }
+
+    /// Connects an agent of `company` and reads the `connected` frame.
+    pub async fn agent(&self, sub: &str, company: &str) -> WsClient {
+        self.connect(&self.token(sub, Role::Agent, company)).await
+    }
+
+    /// Opens a WebSocket on `path` with extra headers; the HTTP status when refused.
+    pub async fn connect_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<WsClient, StatusCode> {
+        let mut req = self
+            .http
+            .ws(self.ws_url(path))
+            .max_frame_size(4 * 1024 * 1024);
+        for (name, value) in headers {
+            req = req.set_header(*name, *value);
+        }
+        match req.connect().await {
+            Ok((_, framed)) => Ok(WsClient::start(framed)),
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status),
+            Err(e) => panic!("ws connect failed: {e}"),
+        }
+    }
+
+    /// Polls `/api/v1/ws/status` until it reports `connections` (or fails after a while).
+    pub async fn wait_for_connections(&self, connections: u64) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            let (_, status) = self.get("/api/v1/ws/status", None).await;
+            if status["connections"] == json!(connections) {
+                return status;
+            }
+            last = status;
+            actix_web::rt::time::sleep(Duration::from_millis(30)).await;
+        }
+        panic!("expected {connections} connections, status stayed {last}");
+    }
+}
+
+/// A real WebSocket client that behaves like a browser: a background task owns the socket and
+/// answers the server's pings by itself, and queues what arrives. It can stop reading
+/// ([`WsClient::pause_reading`]) to play a slow or dead client. Dropping it drops the TCP
+/// connection without a close frame.
+pub struct WsClient {
+    outgoing: mpsc::UnboundedSender<Message>,
+    events: mpsc::UnboundedReceiver<Event>,
+    reading: watch::Sender<bool>,
+}
+
+/// What ended a wait for a frame.
+#[derive(Debug)]
+pub enum Event {
+    Json(Value),
+    Closed(Option<CloseReason>),
+    /// The TCP connection ended without a close frame.
+    Ended,
+    Timeout,
+}
+
+impl WsClient {
+    fn start(framed: Framed<BoxedSocket, Codec>) -> Self {
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (reading, reading_rx) = watch::channel(true);
+        actix_web::rt::spawn(pump(framed, outgoing_rx, events_tx, reading_rx));
+        Self {
+            outgoing,
+            events,
+            reading,
+        }
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.send(Message::Text(text.to_owned().into())).await;
+    }
+
+    pub async fn send(&mut self, message: Message) {
+        self.outgoing.send(message).expect("client task is running");
+    }
+
+    /// Stops reading the socket (and so answering pings): the server's writes back up.
+    pub fn pause_reading(&self) {
+        self.reading.send_replace(false);
+    }
+
+    pub fn resume_reading(&self) {
+        self.reading.send_replace(true);
+    }
+
+    /// The next event within `wait`.
+    pub async fn next_event(&mut self, wait: Duration) -> Event {
+        match tokio::time::timeout(wait, self.events.recv()).await {
+            Err(_) => Event::Timeout,
+            Ok(None) => Event::Ended,
+            Ok(Some(event)) => event,
+        }
+    }
+
+    /// The next JSON frame; fails the test on anything else.
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_event(FRAME_TIMEOUT).await {
+            Event::Json(value) => value,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Sends a request and returns the next frame.
+    pub async fn request(&mut self, value: Value) -> Value {
+        self.send_json(value).await;
+        self.next_json().await
+    }
+
+    /// The next frame of type `kind`, skipping others (for frames interleaved by design).
+    pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Fails the test if any frame arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        match self.next_event(wait).await {
+            Event::Timeout => {}
+            other => panic!("expected silence, got {other:?}"),
+        }
+    }
+
+    /// Waits for the server's close frame and returns its code; fails on anything else.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.next_event(FRAME_TIMEOUT).await {
+                Event::Closed(Some(reason)) => return u16::from(reason.code),
+                Event::Json(_) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Closes normally (1000) and waits for the server's answer.
+    pub async fn close(mut self) {
+        self.send(Message::Close(Some(awc::ws::CloseCode::Normal.into())))
+            .await;
+        let _ = self.next_event(Duration::from_secs(1)).await;
+    }
+
+    /// A message split into a first text fragment and continuation fragments.
+    pub async fn send_fragmented(&mut self, parts: &[&str]) {
+        let last = parts.len() - 1;
+        for (i, part) in parts.iter().enumerate() {
+            let bytes = actix_web::web::Bytes::copy_from_slice(part.as_bytes());
+            let item = match i {
+                0 => Item::FirstText(bytes),
+                i if i == last => Item::Last(bytes),
+                _ => Item::Continue(bytes),
+            };
+            self.send(Message::Continuation(item)).await;
+        }
+    }
+}
+
+/// The client's socket task: writes what the test sends, reads (unless paused), answers pings.
+async fn pump(
+    mut framed: Framed<BoxedSocket, Codec>,
+    mut outgoing: mpsc::UnboundedReceiver<Message>,
+    events: mpsc::UnboundedSender<Event>,
+    mut reading: watch::Receiver<bool>,
+) {
+    loop {
+        let read = *reading.borrow();
+        tokio::select! {
+            message = outgoing.recv() => match message {
+                Some(message) => {
+                    if framed.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                None => break, // the test dropped the client: drop the socket
+            },
+            changed = reading.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            frame = framed.next(), if read => match frame {
+                Some(Ok(Frame::Text(bytes))) => {
+                    let value = serde_json::from_slice(&bytes)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+                    let _ = events.send(Event::Json(value));
+                }
+                Some(Ok(Frame::Ping(payload))) => {
+                    let _ = framed.send(Message::Pong(payload)).await;
+                }
+                Some(Ok(Frame::Close(reason))) => {
+                    let _ = events.send(Event::Closed(reason));
+                }
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => {
+                    let _ = events.send(Event::Ended);
+                    break;
+                }
+            },
+        }
+    }
+}
