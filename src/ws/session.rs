@@ -498,8 +498,9 @@ impl Actor for WsSession {
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
             if act.last_heard.elapsed() > act.config.client_timeout {
                 log::debug!("{:?} timed out", act.id);
-                // No close handshake: the peer has stopped answering. `stopping()` cleans up.
-                ctx.stop();
+                // The peer has stopped answering: send a close frame in case it is only slow,
+                // and stop without waiting for its answer. `stopping()` cleans up.
+                act.close(ctx, CloseCode::Normal, "heartbeat timeout");
                 return;
             }
             ctx.ping(b"");

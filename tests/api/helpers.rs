@@ -199,18 +199,7 @@ impl TestApp {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<WsClient, StatusCode> {
-        let mut req = self
-            .http
-            .ws(self.ws_url(path))
-            .max_frame_size(4 * 1024 * 1024);
-        for (name, value) in headers {
-            req = req.set_header(*name, *value);
-        }
-        match req.connect().await {
-            Ok((_, framed)) => Ok(WsClient::start(framed)),
-            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status),
-            Err(e) => panic!("ws connect failed: {e}"),
-        }
+        connect_ws(&self.http, &self.ws_url(path), headers).await
     }
 
     /// Polls `/api/v1/ws/status` until it reports `connections` (or fails after a while).
@@ -226,6 +215,31 @@ impl TestApp {
         }
         panic!("expected {connections} connections, status stayed {last}");
     }
+}
+
+/// Opens a WebSocket to any URL with extra headers; the HTTP status when refused.
+pub async fn connect_ws(
+    http: &awc::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<WsClient, StatusCode> {
+    let mut req = http.ws(url).max_frame_size(4 * 1024 * 1024);
+    for (name, value) in headers {
+        req = req.set_header(*name, *value);
+    }
+    match req.connect().await {
+        Ok((_, framed)) => Ok(WsClient::start(framed)),
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status),
+        Err(e) => panic!("ws connect failed: {e}"),
+    }
+}
+
+/// A token signed with [`TEST_SECRET`], for servers started outside [`spawn_app`].
+pub fn test_token(sub: &str, role: Role, company: &str) -> String {
+    TokenService::new(TEST_SECRET.as_bytes(), None)
+        .issue(sub, role, company, None, Duration::from_secs(3600))
+        .expect("sign")
+        .token
 }
 
 /// A real WebSocket client that behaves like a browser: a background task owns the socket and
