@@ -42,9 +42,7 @@ pub fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), StartupEr
     }
     let pool = open_database(settings)?;
     let hasher = PasswordHasher::new().map_err(|e| StartupError::Other(e.to_string()))?;
-    let password_hash = hasher
-        .hash(&password)
-        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let password_hash = hasher.hash(&password).map_err(|e| StartupError::Other(e.to_string()))?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let role = match args.role {
         StaffRole::Agent => "agent",

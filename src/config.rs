@@ -12,11 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The command line: global settings plus an optional sub-command (`serve` when absent).
 #[derive(Debug, Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Realtime hub for customer-contact teams"
-)]
+#[command(name = "switchboard", version, about = "Realtime hub for customer-contact teams")]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
@@ -86,21 +82,11 @@ fn parse_role(value: &str) -> Result<crate::auth::Role, String> {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on; port 0 picks a free port.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
     /// `sqlite://` + a relative or absolute path.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://switchboard.db",
-        global = true
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://switchboard.db", global = true)]
     pub database_url: DatabaseUrl,
 
     /// HS256 secret; unset: generated once and kept in the database.
@@ -124,21 +110,11 @@ pub struct Settings {
     pub public_url: Option<String>,
 
     /// Comma-separated origins allowed to open a WebSocket; `*` allows any.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
     pub allowed_origins: Vec<String>,
 
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_TRUSTED_PROXIES",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<IpAddr>,
 
     /// Frames that may wait for one connection before it counts as a slow consumer.
@@ -147,30 +123,15 @@ pub struct Settings {
     pub session_queue: u32,
 
     /// A queued browser call nobody accepts ends after this long (reason `no-answer`).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_QUEUE_TIMEOUT_MS",
-        default_value_t = 60_000,
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_QUEUE_TIMEOUT_MS", default_value_t = 60_000, global = true)]
     pub queue_timeout_ms: u64,
 
     /// A browser call whose party lost its last connection ends after this long.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_CALL_GRACE_MS",
-        default_value_t = 15_000,
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_CALL_GRACE_MS", default_value_t = 15_000, global = true)]
     pub call_grace_ms: u64,
 
     /// Browser calls that may wait per company.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_MAX_QUEUED_CALLS",
-        default_value_t = 100,
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_MAX_QUEUED_CALLS", default_value_t = 100, global = true)]
     pub max_queued_calls: u32,
 
     /// Server WebSocket ping interval.
@@ -192,12 +153,7 @@ pub struct Settings {
     pub vapi_secret: Option<Secret>,
 
     /// Company for guests and webhooks that name none.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DEFAULT_COMPANY",
-        default_value = "default",
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_DEFAULT_COMPANY", default_value = "default", global = true)]
     pub default_company: String,
 
     /// Google OAuth client id.
@@ -301,10 +257,7 @@ impl Settings {
         }
         if self.jwt_public_key.is_some() {
             if self.jwt_issuer.is_none() {
-                return Err(ConfigError::new(
-                    "--jwt-issuer",
-                    "is required with --jwt-public-key",
-                ));
+                return Err(ConfigError::new("--jwt-issuer", "is required with --jwt-public-key"));
             }
             if self.jwt_audience.is_none() {
                 return Err(ConfigError::new(
@@ -319,10 +272,7 @@ impl Settings {
         if let Some(secret) = &self.jwt_secret
             && secret.expose().len() < 16
         {
-            return Err(ConfigError::new(
-                "--jwt-secret",
-                "must be at least 16 characters",
-            ));
+            return Err(ConfigError::new("--jwt-secret", "must be at least 16 characters"));
         }
         Ok(())
     }
@@ -366,10 +316,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(setting: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            setting,
-            reason: reason.into(),
-        }
+        Self { setting, reason: reason.into() }
     }
 }
 
@@ -389,9 +336,7 @@ impl FromStr for DatabaseUrl {
         if path.is_empty() {
             return Err("the path after sqlite:// is empty".to_owned());
         }
-        Ok(Self {
-            path: PathBuf::from(path),
-        })
+        Ok(Self { path: PathBuf::from(path) })
     }
 }
 
@@ -456,15 +401,9 @@ mod tests {
 
     #[test]
     fn database_url_accepts_relative_and_absolute_paths() {
+        assert_eq!("sqlite://hub.db".parse::<DatabaseUrl>().unwrap().path, PathBuf::from("hub.db"));
         assert_eq!(
-            "sqlite://hub.db".parse::<DatabaseUrl>().unwrap().path,
-            PathBuf::from("hub.db")
-        );
-        assert_eq!(
-            "sqlite:///var/lib/sb/hub.db"
-                .parse::<DatabaseUrl>()
-                .unwrap()
-                .path,
+            "sqlite:///var/lib/sb/hub.db".parse::<DatabaseUrl>().unwrap().path,
             PathBuf::from("/var/lib/sb/hub.db")
         );
         assert!("postgres://x".parse::<DatabaseUrl>().is_err());
@@ -489,12 +428,7 @@ mod tests {
 
     #[test]
     fn heartbeat_must_be_below_timeout() {
-        let s = settings(&[
-            "--heartbeat-interval-ms",
-            "500",
-            "--client-timeout-ms",
-            "400",
-        ]);
+        let s = settings(&["--heartbeat-interval-ms", "500", "--client-timeout-ms", "400"]);
         let err = s.validate().unwrap_err();
         assert_eq!(err.setting, "--heartbeat-interval-ms");
     }
@@ -508,10 +442,7 @@ mod tests {
     #[test]
     fn origin_policy_forms() {
         assert_eq!(settings(&[]).origin_policy(), OriginPolicy::SameOrigin);
-        assert_eq!(
-            settings(&["--allowed-origins", "*"]).origin_policy(),
-            OriginPolicy::Any
-        );
+        assert_eq!(settings(&["--allowed-origins", "*"]).origin_policy(), OriginPolicy::Any);
         assert_eq!(
             settings(&["--allowed-origins", "https://A.example/,https://b.example"])
                 .origin_policy(),

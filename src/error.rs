@@ -90,11 +90,7 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            cause: None,
-        }
+        Self { code, message: message.into(), cause: None }
     }
 
     /// 500 `internal`; the cause is logged, never sent.
@@ -156,9 +152,7 @@ impl fmt::Debug for AppError {
 
 impl std::error::Error for AppError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.cause
-            .as_deref()
-            .map(|c| c as &(dyn std::error::Error + 'static))
+        self.cause.as_deref().map(|c| c as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -177,19 +171,14 @@ impl ResponseError for AppError {
         if self.cause.is_some() {
             log::error!("{self:?}");
         }
-        HttpResponse::build(self.status_code()).json(ErrorBody {
-            error: self.code,
-            message: &self.message,
-        })
+        HttpResponse::build(self.status_code())
+            .json(ErrorBody { error: self.code, message: &self.message })
     }
 }
 
 /// The JSON error body for places that build a response by hand (extractor rejections).
 pub fn error_body(code: ErrorCode, message: &str) -> HttpResponse {
-    HttpResponse::build(code.status()).json(ErrorBody {
-        error: code,
-        message,
-    })
+    HttpResponse::build(code.status()).json(ErrorBody { error: code, message })
 }
 
 #[cfg(test)]
@@ -198,11 +187,7 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_names() {
-        for code in [
-            ErrorCode::InvalidToken,
-            ErrorCode::NotAMember,
-            ErrorCode::QueueFull,
-        ] {
+        for code in [ErrorCode::InvalidToken, ErrorCode::NotAMember, ErrorCode::QueueFull] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
     }

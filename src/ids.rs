@@ -83,9 +83,7 @@ impl RoomName {
     /// Parses a client-supplied room name; `None` when it breaks the contract's rule.
     pub fn parse(value: &str) -> Option<Self> {
         let ok = (1..=64).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
         ok.then(|| Self(Arc::from(value)))
     }
 

@@ -20,12 +20,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn new(rate_per_sec: f64, burst: f64) -> Self {
-        Self {
-            tokens: burst,
-            last: Instant::now(),
-            rate: rate_per_sec,
-            burst,
-        }
+        Self { tokens: burst, last: Instant::now(), rate: rate_per_sec, burst }
     }
 
     /// Takes one token if there is one.
@@ -90,11 +85,7 @@ impl InboundLimiter {
             self.strikes = 0;
         }
         self.strikes += 1;
-        if self.strikes > self.strike_limit {
-            Verdict::Disconnect
-        } else {
-            Verdict::Reject
-        }
+        if self.strikes > self.strike_limit { Verdict::Disconnect } else { Verdict::Reject }
     }
 }
 
@@ -110,19 +101,13 @@ const SWEEP_ABOVE: usize = 10_000;
 
 impl KeyedLimiter {
     pub fn per_minute(per_minute: u32) -> Self {
-        Self {
-            buckets: Mutex::new(HashMap::new()),
-            per_minute,
-        }
+        Self { buckets: Mutex::new(HashMap::new()), per_minute }
     }
 
     /// Takes one token for `key`; false when the key is over its limit.
     pub fn check(&self, key: &str) -> bool {
         let now = Instant::now();
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(bucket) = buckets.get_mut(key) {
             return bucket.try_take(now);
         }
@@ -151,13 +136,7 @@ pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Option<IpAddr
         .flat_map(|v| v.split(','))
         .filter_map(|part| part.trim().parse::<IpAddr>().ok())
         .collect::<Vec<_>>();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !trusted_proxies.contains(ip))
-            .unwrap_or(peer),
-    )
+    Some(forwarded.into_iter().rev().find(|ip| !trusted_proxies.contains(ip)).unwrap_or(peer))
 }
 
 #[cfg(test)]
@@ -199,10 +178,7 @@ mod tests {
             .peer_addr("10.0.0.1:5000".parse().unwrap())
             .insert_header(("x-forwarded-for", "203.0.113.9, 10.0.0.1"))
             .to_http_request();
-        assert_eq!(
-            client_ip(&req, &[proxy]),
-            Some("203.0.113.9".parse().unwrap())
-        );
+        assert_eq!(client_ip(&req, &[proxy]), Some("203.0.113.9".parse().unwrap()));
         assert_eq!(client_ip(&req, &[]), Some(proxy));
     }
 }

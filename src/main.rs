@@ -25,13 +25,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap's first line names the flag and the problem; its usage hints are noise here.
             let rendered = e.render().to_string();
-            eprintln!(
-                "{}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("error: invalid arguments")
-            );
+            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
             return ExitCode::from(2);
         }
     };
@@ -40,9 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => commands::migrate(&settings),
-        Command::User {
-            action: UserCommand::Add(args),
-        } => commands::add_user(&settings, &args),
+        Command::User { action: UserCommand::Add(args) } => commands::add_user(&settings, &args),
         Command::Token(args) => commands::print_token(&settings, &args),
     };
     match result {

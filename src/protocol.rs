@@ -103,15 +103,9 @@ pub enum DecodeError {
     /// Not JSON at all → `invalid_json`.
     InvalidJson,
     /// JSON, but not a frame of a known shape → `invalid_message`.
-    InvalidMessage {
-        reference: Option<Value>,
-        reason: String,
-    },
+    InvalidMessage { reference: Option<Value>, reason: String },
     /// A well-formed frame whose `type` we do not know → `unknown_type`.
-    UnknownType {
-        reference: Option<Value>,
-        kind: String,
-    },
+    UnknownType { reference: Option<Value>, kind: String },
 }
 
 impl DecodeError {
@@ -156,10 +150,7 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
 }
 
 fn invalid(reference: Option<Value>, reason: impl Into<String>) -> DecodeError {
-    DecodeError::InvalidMessage {
-        reference,
-        reason: reason.into(),
-    }
+    DecodeError::InvalidMessage { reference, reason: reason.into() }
 }
 
 /// One user in an `online_users` answer.
@@ -291,9 +282,7 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 
 /// Unix seconds as an RFC 3339 timestamp.
 pub fn timestamp_from_unix(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .map(timestamp)
-        .unwrap_or_default()
+    DateTime::from_timestamp(secs, 0).map(timestamp).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -310,31 +299,17 @@ mod tests {
         assert_eq!(req.reference, Some(Value::from(7)));
         assert!(matches!(req.message, ClientMessage::JoinRoom { room } if room == "sales"));
         let req = decode(r#"{"type":"agent_status","status":"busy","ref":"a"}"#).unwrap();
-        assert!(matches!(
-            req.message,
-            ClientMessage::AgentStatus {
-                status: AgentStatus::Busy
-            }
-        ));
+        assert!(matches!(req.message, ClientMessage::AgentStatus { status: AgentStatus::Busy }));
     }
 
     #[test]
     fn classifies_bad_frames() {
         assert_eq!(decode("{nope").unwrap_err(), DecodeError::InvalidJson);
-        assert!(matches!(
-            decode("[1,2]"),
-            Err(DecodeError::InvalidMessage { .. })
-        ));
-        assert!(matches!(
-            decode(r#"{"room":"x"}"#),
-            Err(DecodeError::InvalidMessage { .. })
-        ));
+        assert!(matches!(decode("[1,2]"), Err(DecodeError::InvalidMessage { .. })));
+        assert!(matches!(decode(r#"{"room":"x"}"#), Err(DecodeError::InvalidMessage { .. })));
         assert!(matches!(
             decode(r#"{"type":"teleport","ref":"r1"}"#),
-            Err(DecodeError::UnknownType {
-                reference: Some(_),
-                ..
-            })
+            Err(DecodeError::UnknownType { reference: Some(_), .. })
         ));
         let Err(DecodeError::InvalidMessage { reference, .. }) =
             decode(r#"{"type":"join_room","room":5,"ref":"r2"}"#)
@@ -344,20 +319,14 @@ mod tests {
         assert_eq!(reference, Some(Value::from("r2")));
         assert!(matches!(
             decode(r#"{"type":"ping","ref":{"x":1}}"#),
-            Err(DecodeError::InvalidMessage {
-                reference: None,
-                ..
-            })
+            Err(DecodeError::InvalidMessage { reference: None, .. })
         ));
     }
 
     #[test]
     fn replies_echo_the_ref() {
         let frame = encode_reply(&ServerMessage::Pong { ts: 5 }, Some(&Value::from("abc")));
-        assert_eq!(
-            parse(&frame),
-            serde_json::json!({"type": "pong", "ts": 5, "ref": "abc"})
-        );
+        assert_eq!(parse(&frame), serde_json::json!({"type": "pong", "ts": 5, "ref": "abc"}));
         let frame = error_frame(ErrorCode::NotAMember, "no", None);
         assert_eq!(
             parse(&frame),

@@ -61,16 +61,10 @@ pub fn token_service(settings: &Settings, pool: &DbPool) -> Result<TokenService,
             .map_err(DbError::from)?
         }
     };
-    let external = match (
-        &settings.jwt_public_key,
-        &settings.jwt_issuer,
-        &settings.jwt_audience,
-    ) {
-        (Some(path), Some(issuer), Some(audience)) => Some(ExternalIssuer::load(
-            path,
-            issuer.clone(),
-            audience.clone(),
-        )?),
+    let external = match (&settings.jwt_public_key, &settings.jwt_issuer, &settings.jwt_audience) {
+        (Some(path), Some(issuer), Some(audience)) => {
+            Some(ExternalIssuer::load(path, issuer.clone(), audience.clone())?)
+        }
         _ => None,
     };
     Ok(TokenService::new(secret.as_bytes(), external))
@@ -95,13 +89,8 @@ impl Application {
         let listener = TcpListener::bind(settings.bind).map_err(|e| {
             ConfigError::new("--bind", format!("cannot listen on {}: {e}", settings.bind))
         })?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| StartupError::Other(e.to_string()))?;
-        let public_url = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{address}"));
+        let address = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
 
         let hubs = Hubs::start(HubLimits {
             max_connections_per_user: settings.max_connections_per_user as usize,
@@ -151,11 +140,7 @@ impl Application {
         .map_err(|e| StartupError::Other(format!("cannot serve on {address}: {e}")))?
         .run();
         log::info!("listening on http://{address}");
-        Ok(Self {
-            address,
-            server,
-            hubs,
-        })
+        Ok(Self { address, server, hubs })
     }
 
     pub fn address(&self) -> SocketAddr {

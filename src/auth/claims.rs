@@ -43,9 +43,7 @@ impl FromStr for Role {
             "agent" => Ok(Role::Agent),
             "admin" => Ok(Role::Admin),
             "service" => Ok(Role::Service),
-            other => Err(format!(
-                "unknown role '{other}' (customer, agent, admin, service)"
-            )),
+            other => Err(format!("unknown role '{other}' (customer, agent, admin, service)")),
         }
     }
 }
@@ -90,11 +88,7 @@ impl Identity {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| id.as_str().to_owned());
         Some(Self {
-            user: UserRef {
-                id,
-                name: Arc::from(name),
-                role: claims.role,
-            },
+            user: UserRef { id, name: Arc::from(name), role: claims.role },
             company,
             expires_at: claims.exp,
             issued_at: claims.iat,
@@ -108,11 +102,7 @@ impl Identity {
 
 /// Trims a display name and cuts it to [`MAX_NAME_CHARS`], dropping control characters.
 pub fn clean_display_name(raw: &str) -> String {
-    raw.trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_CHARS)
-        .collect()
+    raw.trim().chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect()
 }
 
 #[cfg(test)]
@@ -137,17 +127,8 @@ mod tests {
             exp: 10,
             iat: None,
         };
-        assert_eq!(
-            &*Identity::from_claims(claims(None)).unwrap().user.name,
-            "u-1"
-        );
-        assert_eq!(
-            &*Identity::from_claims(claims(Some(" Ann\u{7} ")))
-                .unwrap()
-                .user
-                .name,
-            "Ann"
-        );
+        assert_eq!(&*Identity::from_claims(claims(None)).unwrap().user.name, "u-1");
+        assert_eq!(&*Identity::from_claims(claims(Some(" Ann\u{7} "))).unwrap().user.name, "Ann");
         let mut empty_company = claims(None);
         empty_company.company = String::new();
         assert!(Identity::from_claims(empty_company).is_none());

@@ -15,11 +15,7 @@ pub struct Caller(pub Identity);
 impl Caller {
     /// 403 `forbidden` unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<&Identity, AppError> {
-        if roles.contains(&self.0.role()) {
-            Ok(&self.0)
-        } else {
-            Err(AppError::forbidden())
-        }
+        if roles.contains(&self.0.role()) { Ok(&self.0) } else { Err(AppError::forbidden()) }
     }
 }
 
@@ -27,10 +23,7 @@ impl Caller {
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 impl FromRequest for Caller {

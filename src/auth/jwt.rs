@@ -31,10 +31,7 @@ impl ExternalIssuer {
     /// Reads a PEM public key (RSA → RS256, P-256 → ES256).
     pub fn load(path: &Path, issuer: String, audience: String) -> Result<Self, ConfigError> {
         let pem = std::fs::read(path).map_err(|e| {
-            ConfigError::new(
-                "--jwt-public-key",
-                format!("cannot read {}: {e}", path.display()),
-            )
+            ConfigError::new("--jwt-public-key", format!("cannot read {}: {e}", path.display()))
         })?;
         let (key, algorithm) = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
             (key, Algorithm::RS256)
@@ -43,18 +40,10 @@ impl ExternalIssuer {
         } else {
             return Err(ConfigError::new(
                 "--jwt-public-key",
-                format!(
-                    "{} is not an RSA or EC public key in PEM form",
-                    path.display()
-                ),
+                format!("{} is not an RSA or EC public key in PEM form", path.display()),
             ));
         };
-        Ok(Self {
-            key,
-            algorithm,
-            issuer,
-            audience,
-        })
+        Ok(Self { key, algorithm, issuer, audience })
     }
 }
 
@@ -123,9 +112,7 @@ impl TokenService {
                 decode::<Claims>(token, &external.key, &validation)
             }
             other => {
-                return Err(TokenRejected(format!(
-                    "algorithm {other:?} is not accepted"
-                )));
+                return Err(TokenRejected(format!("algorithm {other:?} is not accepted")));
             }
         }
         .map_err(|e| TokenRejected(e.to_string()))?
@@ -158,13 +145,7 @@ mod tests {
     #[test]
     fn issued_tokens_verify() {
         let svc = service();
-        let issued = svc.issue(
-            "u1",
-            Role::Agent,
-            "acme",
-            Some("Ann"),
-            Duration::from_secs(60),
-        );
+        let issued = svc.issue("u1", Role::Agent, "acme", Some("Ann"), Duration::from_secs(60));
         let id = svc.verify(&issued.unwrap().token).unwrap();
         assert_eq!(id.user.id.as_str(), "u1");
         assert_eq!(id.company.as_str(), "acme");
@@ -177,9 +158,7 @@ mod tests {
         let token = format!(
             "{}.{}.",
             b64(r#"{"alg":"none","typ":"JWT"}"#),
-            b64(&format!(
-                r#"{{"sub":"u","role":"admin","company":"c","exp":{exp}}}"#
-            ))
+            b64(&format!(r#"{{"sub":"u","role":"admin","company":"c","exp":{exp}}}"#))
         );
         assert!(service().verify(&token).is_err());
     }
@@ -187,9 +166,7 @@ mod tests {
     #[test]
     fn wrong_secret_and_past_expiry_are_rejected() {
         let other = TokenService::new(b"another-secret-another-secret!!", None);
-        let token = other
-            .issue("u", Role::Agent, "c", None, Duration::from_secs(60))
-            .unwrap();
+        let token = other.issue("u", Role::Agent, "c", None, Duration::from_secs(60)).unwrap();
         assert!(service().verify(&token.token).is_err());
 
         let svc = service();

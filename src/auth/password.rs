@@ -33,11 +33,7 @@ impl PasswordHasher {
     pub fn verify(&self, password: &str, stored: Option<&str>) -> bool {
         let hash = stored.unwrap_or(&self.dummy_hash);
         let matches = PasswordHash::new(hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false);
         matches && stored.is_some()
     }

@@ -37,8 +37,7 @@ struct SqlitePragmas;
 
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(PRAGMAS)
-            .map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute(PRAGMAS).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -51,9 +50,7 @@ pub fn connect(url: &DatabaseUrl) -> Result<DbPool, ConfigError> {
     // anything about a missing directory or an unreadable file.
     let mut probe =
         DbConn::establish(&path).map_err(|e| config_error(format!("cannot open {url}: {e}")))?;
-    probe
-        .batch_execute(PRAGMAS)
-        .map_err(|e| config_error(format!("cannot use {url}: {e}")))?;
+    probe.batch_execute(PRAGMAS).map_err(|e| config_error(format!("cannot use {url}: {e}")))?;
     drop(probe);
     Pool::builder()
         .max_size(POOL_SIZE)
@@ -66,9 +63,7 @@ pub fn connect(url: &DatabaseUrl) -> Result<DbPool, ConfigError> {
 /// Applies pending migrations and returns the versions it applied.
 pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
     let mut conn = pool.get()?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(DbError::Migration)?;
+    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(DbError::Migration)?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }
 
@@ -109,4 +104,51 @@ where
 /// Unix milliseconds now, the form timestamps are stored in.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel::{QueryableByName, RunQueryDsl};
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+    }
+
+    #[derive(QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = BigInt)]
+        value: i64,
+    }
+
+    fn number(conn: &mut DbConn, sql: &str) -> i64 {
+        diesel::sql_query(sql).get_result::<Number>(conn).unwrap().value
+    }
+
+    #[test]
+    fn every_pooled_connection_gets_the_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let url: DatabaseUrl = format!("sqlite://{}/t.db", dir.path().display()).parse().unwrap();
+        let pool = connect(&url).unwrap();
+        let mut conns: Vec<_> = (0..POOL_SIZE).map(|_| pool.get().unwrap()).collect();
+        for conn in &mut conns {
+            let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(&mut **conn);
+            assert_eq!(mode.unwrap().journal_mode, "wal");
+            assert_eq!(number(conn, "SELECT foreign_keys AS value FROM pragma_foreign_keys"), 1);
+            assert_eq!(number(conn, "SELECT timeout AS value FROM pragma_busy_timeout"), 5000);
+        }
+    }
+
+    #[test]
+    fn migrations_apply_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url: DatabaseUrl = format!("sqlite://{}/t.db", dir.path().display()).parse().unwrap();
+        let pool = connect(&url).unwrap();
+        assert!(!migrate(&pool).unwrap().is_empty());
+        assert!(migrate(&pool).unwrap().is_empty());
+    }
 }

@@ -16,11 +16,8 @@ pub fn get_or_create(
 ) -> QueryResult<String> {
     use super::schema::server_settings::dsl::{key, server_settings, value};
     conn.immediate_transaction(|conn| {
-        let existing = server_settings
-            .filter(key.eq(name))
-            .select(value)
-            .first::<String>(conn)
-            .optional()?;
+        let existing =
+            server_settings.filter(key.eq(name)).select(value).first::<String>(conn).optional()?;
         if let Some(existing) = existing {
             return Ok(existing);
         }

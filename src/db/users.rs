@@ -15,11 +15,7 @@ pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> QueryResult<()> {
 /// The account with this (lower-cased) email, if any.
 pub fn find_by_email(conn: &mut DbConn, address: &str) -> QueryResult<Option<User>> {
     use super::schema::users::dsl::{email, users};
-    users
-        .filter(email.eq(address))
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    users.filter(email.eq(address)).select(User::as_select()).first(conn).optional()
 }
 
 /// A company is known once it has at least one account.

@@ -39,9 +39,8 @@ impl Hubs {
     pub fn start(limits: HubLimits) -> Self {
         let presence = PresenceHub::new(limits.max_connections_per_user).start();
         let rooms = RoomHub::new(presence.clone(), limits.max_rooms_per_connection).start();
-        presence.do_send(presence::SubscribeConnectionClosed {
-            subscriber: rooms.clone().recipient(),
-        });
+        presence
+            .do_send(presence::SubscribeConnectionClosed { subscriber: rooms.clone().recipient() });
         Self { presence, rooms }
     }
 }
@@ -95,9 +94,7 @@ impl ConnectionHandle {
 
     /// Queues `frame` without waiting; never grows the mailbox past its capacity.
     pub fn deliver(&self, frame: &Frame) -> Delivery {
-        match self.deliver.try_send(Deliver {
-            frame: frame.clone(),
-        }) {
+        match self.deliver.try_send(Deliver { frame: frame.clone() }) {
             Ok(()) => Delivery::Sent,
             Err(SendError::Full(_)) => Delivery::Slow,
             Err(SendError::Closed(_)) => Delivery::Gone,
@@ -129,10 +126,7 @@ pub fn fan_out<'a>(
     for (user_id, handle) in targets {
         match handle.deliver(frame) {
             Delivery::Sent => delivered += 1,
-            Delivery::Slow => slow.push(SlowConsumer {
-                user_id: user_id.clone(),
-                conn: handle.id,
-            }),
+            Delivery::Slow => slow.push(SlowConsumer { user_id: user_id.clone(), conn: handle.id }),
             Delivery::Gone => {}
         }
     }

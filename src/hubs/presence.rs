@@ -71,10 +71,7 @@ impl PresenceHub {
         mut pending: Vec<(UserId, ConnId, bool)>,
     ) {
         while let Some((user_id, conn, evicted)) = pending.pop() {
-            let closed = ConnectionClosed {
-                company: company.clone(),
-                conn,
-            };
+            let closed = ConnectionClosed { company: company.clone(), conn };
             for subscriber in &self.subscribers {
                 subscriber.do_send(closed.clone());
             }
@@ -91,9 +88,7 @@ impl PresenceHub {
             self.connections -= 1;
             if evicted {
                 log::info!("closing slow consumer {conn:?} of {user_id} in {company}");
-                removed
-                    .handle
-                    .close(CloseCode::SlowConsumer, "slow consumer");
+                removed.handle.close(CloseCode::SlowConsumer, "slow consumer");
             }
             if !entry.connections.is_empty() {
                 continue;
@@ -102,16 +97,9 @@ impl PresenceHub {
                 continue;
             };
             self.online_users -= 1;
-            let frame = encode(&ServerMessage::PresenceChanged {
-                user: &gone.user,
-                online: false,
-            });
+            let frame = encode(&ServerMessage::PresenceChanged { user: &gone.user, online: false });
             let mut slow = Vec::new();
-            fan_out(
-                directory.staff.values().map(|(u, h)| (u, h)),
-                &frame,
-                &mut slow,
-            );
+            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &frame, &mut slow);
             pending.extend(slow.into_iter().map(|s| (s.user_id, s.conn, true)));
             if directory.users.is_empty() {
                 self.companies.remove(company);
@@ -123,9 +111,7 @@ impl PresenceHub {
         if !slow.is_empty() {
             self.remove_connections(
                 company,
-                slow.into_iter()
-                    .map(|s| (s.user_id, s.conn, true))
-                    .collect(),
+                slow.into_iter().map(|s| (s.user_id, s.conn, true)).collect(),
             );
         }
     }
@@ -167,46 +153,31 @@ impl Handler<Connect> for PresenceHub {
         let directory = self.companies.entry(msg.company.clone()).or_default();
         let is_staff = msg.user.role.is_staff();
         let mut first_connection = false;
-        let entry = directory
-            .users
-            .entry(msg.user.id.clone())
-            .or_insert_with(|| {
-                first_connection = true;
-                OnlineEntry {
-                    user: msg.user.clone(),
-                    status: is_staff.then_some(AgentStatus::Available),
-                    connections: HashMap::new(),
-                }
-            });
+        let entry = directory.users.entry(msg.user.id.clone()).or_insert_with(|| {
+            first_connection = true;
+            OnlineEntry {
+                user: msg.user.clone(),
+                status: is_staff.then_some(AgentStatus::Available),
+                connections: HashMap::new(),
+            }
+        });
         if entry.connections.len() >= self.max_connections_per_user {
             return Err(TooManyConnections);
         }
         let conn = msg.handle.id;
         entry.connections.insert(
             conn,
-            Connection {
-                handle: msg.handle.clone(),
-                connected_at: msg.connected_at,
-            },
+            Connection { handle: msg.handle.clone(), connected_at: msg.connected_at },
         );
         self.connections += 1;
         let mut slow = Vec::new();
         if first_connection {
             self.online_users += 1;
-            let frame = encode(&ServerMessage::PresenceChanged {
-                user: &msg.user,
-                online: true,
-            });
-            fan_out(
-                directory.staff.values().map(|(u, h)| (u, h)),
-                &frame,
-                &mut slow,
-            );
+            let frame = encode(&ServerMessage::PresenceChanged { user: &msg.user, online: true });
+            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &frame, &mut slow);
         }
         if is_staff {
-            directory
-                .staff
-                .insert(conn, (msg.user.id.clone(), msg.handle));
+            directory.staff.insert(conn, (msg.user.id.clone(), msg.handle));
         }
         self.evict(&msg.company, slow);
         Ok(())
@@ -290,16 +261,11 @@ impl Handler<SetAgentStatus> for PresenceHub {
             return;
         }
         entry.status = Some(msg.status);
-        let changed = ServerMessage::AgentStatusChanged {
-            user_id: &msg.user_id,
-            status: msg.status,
-        };
+        let changed =
+            ServerMessage::AgentStatusChanged { user_id: &msg.user_id, status: msg.status };
         let frame = encode(&changed);
         let mut slow = Vec::new();
-        let others = directory
-            .staff
-            .iter()
-            .filter(|(conn, _)| **conn != msg.conn);
+        let others = directory.staff.iter().filter(|(conn, _)| **conn != msg.conn);
         fan_out(others.map(|(_, (u, h))| (u, h)), &frame, &mut slow);
         if let Some((user_id, handle)) = directory.staff.get(&msg.conn) {
             let reply = encode_reply(&changed, msg.reference.as_ref());
@@ -339,10 +305,7 @@ impl Handler<SendOnlineUsers> for PresenceHub {
             })
             .collect();
         users.sort_by(|a, b| (&a.user.name, &a.user.id).cmp(&(&b.user.name, &b.user.id)));
-        let frame = encode_reply(
-            &ServerMessage::OnlineUsers { users },
-            msg.reference.as_ref(),
-        );
+        let frame = encode_reply(&ServerMessage::OnlineUsers { users }, msg.reference.as_ref());
         let mut slow = Vec::new();
         fan_out([(&msg.user_id, handle)], &frame, &mut slow);
         self.evict(&msg.company, slow);
@@ -362,18 +325,12 @@ impl Handler<DeliverToUser> for PresenceHub {
     type Result = usize;
 
     fn handle(&mut self, msg: DeliverToUser, _: &mut Context<Self>) -> usize {
-        let Some(entry) = self
-            .companies
-            .get(&msg.company)
-            .and_then(|d| d.users.get(&msg.user_id))
+        let Some(entry) = self.companies.get(&msg.company).and_then(|d| d.users.get(&msg.user_id))
         else {
             return 0;
         };
         let mut slow = Vec::new();
-        let targets = entry
-            .connections
-            .values()
-            .map(|c| (&msg.user_id, &c.handle));
+        let targets = entry.connections.values().map(|c| (&msg.user_id, &c.handle));
         let delivered = fan_out(targets, &msg.frame, &mut slow);
         self.evict(&msg.company, slow);
         delivered
@@ -396,11 +353,8 @@ impl Handler<DeliverToStaff> for PresenceHub {
             return 0;
         };
         let mut slow = Vec::new();
-        let delivered = fan_out(
-            directory.staff.values().map(|(u, h)| (u, h)),
-            &msg.frame,
-            &mut slow,
-        );
+        let delivered =
+            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &msg.frame, &mut slow);
         self.evict(&msg.company, slow);
         delivered
     }
@@ -458,10 +412,7 @@ impl Handler<GetTotals> for PresenceHub {
     type Result = MessageResult<GetTotals>;
 
     fn handle(&mut self, _: GetTotals, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(Totals {
-            users: self.online_users,
-            connections: self.connections,
-        })
+        MessageResult(Totals { users: self.online_users, connections: self.connections })
     }
 }
 
@@ -477,9 +428,7 @@ impl Handler<CloseAll> for PresenceHub {
         let mut asked = 0;
         for entry in self.companies.values().flat_map(|d| d.users.values()) {
             for connection in entry.connections.values() {
-                connection
-                    .handle
-                    .close(CloseCode::GoingAway, "server shutting down");
+                connection.handle.close(CloseCode::GoingAway, "server shutting down");
                 asked += 1;
             }
         }

@@ -52,20 +52,13 @@ impl Room {
 
     /// Everyone in the room but `except`.
     fn others(&self, except: ConnId) -> impl Iterator<Item = (&UserId, &ConnectionHandle)> {
-        self.members
-            .iter()
-            .filter(move |(c, _)| **c != except)
-            .map(|(_, (u, h))| (u, h))
+        self.members.iter().filter(move |(c, _)| **c != except).map(|(_, (u, h))| (u, h))
     }
 }
 
 impl RoomHub {
     pub fn new(presence: Addr<PresenceHub>, max_rooms_per_connection: usize) -> Self {
-        Self {
-            companies: HashMap::new(),
-            presence,
-            max_rooms_per_connection,
-        }
+        Self { companies: HashMap::new(), presence, max_rooms_per_connection }
     }
 
     /// Takes a connection out of one room; returns the user who left the room entirely, if
@@ -83,11 +76,8 @@ impl RoomHub {
             *n -= 1;
             *n
         });
-        let left = if remaining == Some(0) {
-            room.users.remove(&user_id).map(|(u, _)| u)
-        } else {
-            None
-        };
+        let left =
+            if remaining == Some(0) { room.users.remove(&user_id).map(|(u, _)| u) } else { None };
         if room.members.is_empty() {
             rooms.rooms.remove(room_name);
         }
@@ -105,10 +95,7 @@ impl RoomHub {
             return;
         }
         if let Some(room) = rooms.rooms.get(room_name) {
-            let frame = encode(&ServerMessage::UserLeft {
-                room: room_name,
-                user,
-            });
+            let frame = encode(&ServerMessage::UserLeft { room: room_name, user });
             fan_out(room.members.values().map(|(u, h)| (u, h)), &frame, slow);
         }
     }
@@ -152,9 +139,7 @@ impl RoomHub {
         if !slow.is_empty() {
             self.remove_connections(
                 company,
-                slow.into_iter()
-                    .map(|s| (s.conn, Some(s.user_id)))
-                    .collect(),
+                slow.into_iter().map(|s| (s.conn, Some(s.user_id))).collect(),
             );
         }
     }
@@ -188,10 +173,8 @@ impl Handler<JoinRoom> for RoomHub {
         let already_member = joined.contains(&msg.room);
         let mut slow = Vec::new();
         if !already_member && joined.len() >= self.max_rooms_per_connection {
-            let text = format!(
-                "a connection may be in at most {} rooms",
-                self.max_rooms_per_connection
-            );
+            let text =
+                format!("a connection may be in at most {} rooms", self.max_rooms_per_connection);
             let frame = error_frame(ErrorCode::Forbidden, &text, msg.reference.as_ref());
             fan_out([(&msg.user.id, &msg.requester)], &frame, &mut slow);
             if joined.is_empty() {
@@ -204,8 +187,7 @@ impl Handler<JoinRoom> for RoomHub {
         let mut first_of_user = false;
         if !already_member {
             joined.push(msg.room.clone());
-            room.members
-                .insert(conn, (msg.user.id.clone(), msg.requester.clone()));
+            room.members.insert(conn, (msg.user.id.clone(), msg.requester.clone()));
             let count = room.users.entry(msg.user.id.clone()).or_insert_with(|| {
                 first_of_user = true;
                 (msg.user.clone(), 0)
@@ -213,17 +195,11 @@ impl Handler<JoinRoom> for RoomHub {
             count.1 += 1;
         }
         if first_of_user && !msg.room.is_agents() {
-            let frame = encode(&ServerMessage::UserJoined {
-                room: &msg.room,
-                user: &msg.user,
-            });
+            let frame = encode(&ServerMessage::UserJoined { room: &msg.room, user: &msg.user });
             fan_out(room.others(conn), &frame, &mut slow);
         }
         if !msg.automatic {
-            let joined = ServerMessage::RoomJoined {
-                room: &msg.room,
-                members: room.member_refs(),
-            };
+            let joined = ServerMessage::RoomJoined { room: &msg.room, members: room.member_refs() };
             let frame = encode_reply(&joined, msg.reference.as_ref());
             fan_out([(&msg.user.id, &msg.requester)], &frame, &mut slow);
         }
@@ -249,18 +225,12 @@ impl Handler<LeaveRoom> for RoomHub {
         let conn = msg.requester.id;
         let mut slow = Vec::new();
         let rooms = self.companies.entry(msg.company.clone()).or_default();
-        let is_member = rooms
-            .memberships
-            .get(&conn)
-            .is_some_and(|r| r.contains(&msg.room));
+        let is_member = rooms.memberships.get(&conn).is_some_and(|r| r.contains(&msg.room));
         let answer = if is_member {
             if let Some(user) = Self::leave(rooms, &msg.room, conn) {
                 Self::announce_left(rooms, &msg.room, &user, &mut slow);
             }
-            encode_reply(
-                &ServerMessage::RoomLeft { room: &msg.room },
-                msg.reference.as_ref(),
-            )
+            encode_reply(&ServerMessage::RoomLeft { room: &msg.room }, msg.reference.as_ref())
         } else {
             let text = format!("not a member of room '{}'", msg.room);
             error_frame(ErrorCode::NotAMember, &text, msg.reference.as_ref())
@@ -300,11 +270,7 @@ impl Handler<Publish> for RoomHub {
         let answer = match room {
             None => {
                 let text = format!("not a member of room '{}'", msg.room);
-                Some(error_frame(
-                    ErrorCode::NotAMember,
-                    &text,
-                    msg.reference.as_ref(),
-                ))
+                Some(error_frame(ErrorCode::NotAMember, &text, msg.reference.as_ref()))
             }
             Some(room) => {
                 let message = ServerMessage::RoomMessage {
@@ -314,10 +280,7 @@ impl Handler<Publish> for RoomHub {
                 };
                 let delivered = fan_out(room.others(conn), &encode(&message), &mut slow);
                 msg.reference.as_ref().map(|reference| {
-                    let published = ServerMessage::Published {
-                        room: &msg.room,
-                        delivered,
-                    };
+                    let published = ServerMessage::Published { room: &msg.room, delivered };
                     encode_reply(&published, Some(reference))
                 })
             }
@@ -344,24 +307,15 @@ impl Handler<PublishToRoom> for RoomHub {
     type Result = usize;
 
     fn handle(&mut self, msg: PublishToRoom, _: &mut Context<Self>) -> usize {
-        let Some(room) = self
-            .companies
-            .get(&msg.company)
-            .and_then(|r| r.rooms.get(&msg.room))
+        let Some(room) = self.companies.get(&msg.company).and_then(|r| r.rooms.get(&msg.room))
         else {
             return 0;
         };
-        let message = ServerMessage::RoomMessage {
-            room: &msg.room,
-            from: &msg.from,
-            data: &msg.data,
-        };
+        let message =
+            ServerMessage::RoomMessage { room: &msg.room, from: &msg.from, data: &msg.data };
         let mut slow = Vec::new();
-        let delivered = fan_out(
-            room.members.values().map(|(u, h)| (u, h)),
-            &encode(&message),
-            &mut slow,
-        );
+        let delivered =
+            fan_out(room.members.values().map(|(u, h)| (u, h)), &encode(&message), &mut slow);
         self.evict(&msg.company, slow);
         delivered
     }

@@ -40,10 +40,7 @@ fn token_answer(issued: IssuedToken, identity: &Identity) -> HttpResponse {
     HttpResponse::Ok().json(TokenAnswer {
         token: issued.token,
         expires_at: timestamp_from_unix(issued.expires_at),
-        user: UserWithCompany {
-            user: &identity.user,
-            company: &identity.company,
-        },
+        user: UserWithCompany { user: &identity.user, company: &identity.company },
     })
 }
 
@@ -87,10 +84,7 @@ async fn login(
     {
         return Err(AppError::rate_limited());
     }
-    let account = db::run(&state.pool, move |conn| {
-        db::users::find_by_email(conn, &email)
-    })
-    .await?;
+    let account = db::run(&state.pool, move |conn| db::users::find_by_email(conn, &email)).await?;
     // Argon2 costs tens of milliseconds of CPU: keep it off the async workers. An unknown email
     // is checked against a dummy hash so both failures take the same time.
     let passwords = Arc::clone(&state.passwords);
@@ -98,9 +92,7 @@ async fn login(
     let matches = web::block(move || passwords.verify(&password, stored_hash.as_deref()))
         .await
         .map_err(AppError::internal)?;
-    let account = account
-        .filter(|_| matches)
-        .ok_or_else(invalid_credentials)?;
+    let account = account.filter(|_| matches).ok_or_else(invalid_credentials)?;
     let role: Role = account.role.parse().map_err(AppError::internal)?;
     let identity = Identity::from_claims(crate::auth::Claims {
         sub: account.id,
@@ -136,16 +128,12 @@ async fn guest(
     if !state.limits.guest_by_ip.check(&client_key(&req, &state)) {
         return Err(AppError::rate_limited());
     }
-    let company = request
-        .company
-        .unwrap_or_else(|| state.settings.default_company.clone());
+    let company = request.company.unwrap_or_else(|| state.settings.default_company.clone());
     let company = CompanyId::parse(company.trim())
         .ok_or_else(|| AppError::invalid_message("company must be a non-empty id"))?;
     let lookup = company.clone();
-    let known = db::run(&state.pool, move |conn| {
-        db::users::company_exists(conn, lookup.as_str())
-    })
-    .await?;
+    let known =
+        db::run(&state.pool, move |conn| db::users::company_exists(conn, lookup.as_str())).await?;
     if !known {
         return Err(AppError::new(ErrorCode::UnknownCompany, "no such company"));
     }
@@ -174,15 +162,9 @@ async fn refresh(caller: Caller, state: web::Data<AppState>) -> Result<HttpRespo
     let identity = caller.0;
     let lifetime = identity
         .issued_at
-        .map_or(GUEST_TOKEN_TTL.as_secs() as i64, |iat| {
-            identity.expires_at - iat
-        })
+        .map_or(GUEST_TOKEN_TTL.as_secs() as i64, |iat| identity.expires_at - iat)
         .clamp(REFRESH_TTL_RANGE.0, REFRESH_TTL_RANGE.1);
-    let issued = issue(
-        &state,
-        &identity,
-        Duration::from_secs(lifetime.unsigned_abs()),
-    )?;
+    let issued = issue(&state, &identity, Duration::from_secs(lifetime.unsigned_abs()))?;
     Ok(token_answer(issued, &identity))
 }
 

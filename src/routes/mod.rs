@@ -15,13 +15,9 @@ const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// Registers every REST route, the JSON error handlers, and the JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_JSON_BODY)
-            .error_handler(|err, _| {
-                AppError::invalid_message(format!("invalid JSON body: {err}")).into()
-            }),
-    )
+    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BODY).error_handler(|err, _| {
+        AppError::invalid_message(format!("invalid JSON body: {err}")).into()
+    }))
     .app_data(
         web::PathConfig::default()
             .error_handler(|err, _| AppError::invalid_message(err.to_string()).into()),

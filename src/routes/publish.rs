@@ -29,11 +29,7 @@ async fn publish(
     body: web::Json<PublishRequest>,
 ) -> Result<HttpResponse, AppError> {
     let identity = caller.require(&[Role::Admin, Role::Service])?;
-    let PublishRequest {
-        room,
-        user_id,
-        data,
-    } = body.into_inner();
+    let PublishRequest { room, user_id, data } = body.into_inner();
     let company = identity.company.clone();
     let from = identity.user.clone();
     let delivered = match (room, user_id) {
@@ -41,38 +37,16 @@ async fn publish(
             let room = RoomName::parse(&room).ok_or_else(|| {
                 AppError::invalid_message("room must be 1-64 characters of A-Z a-z 0-9 _ . : -")
             })?;
-            state
-                .hubs
-                .rooms
-                .send(PublishToRoom {
-                    company,
-                    room,
-                    from,
-                    data,
-                })
-                .await
+            state.hubs.rooms.send(PublishToRoom { company, room, from, data }).await
         }
         (None, Some(user_id)) => {
             let user_id = UserId::parse(&user_id)
                 .ok_or_else(|| AppError::invalid_message("user_id must be a user id"))?;
-            let frame = encode(&ServerMessage::ServerMessage {
-                data: &data,
-                from: &from,
-            });
-            state
-                .hubs
-                .presence
-                .send(DeliverToUser {
-                    company,
-                    user_id,
-                    frame,
-                })
-                .await
+            let frame = encode(&ServerMessage::ServerMessage { data: &data, from: &from });
+            state.hubs.presence.send(DeliverToUser { company, user_id, frame }).await
         }
         _ => {
-            return Err(AppError::invalid_message(
-                "give exactly one of \"room\" or \"user_id\"",
-            ));
+            return Err(AppError::invalid_message("give exactly one of \"room\" or \"user_id\""));
         }
     }
     .map_err(|e| AppError::internal(format!("hub unavailable: {e}")))?;

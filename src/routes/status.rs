@@ -28,12 +28,7 @@ fn hub_unavailable(e: actix::MailboxError) -> AppError {
 
 /// Public: global aggregate counts only.
 async fn ws_status(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let totals = state
-        .hubs
-        .presence
-        .send(GetTotals)
-        .await
-        .map_err(hub_unavailable)?;
+    let totals = state.hubs.presence.send(GetTotals).await.map_err(hub_unavailable)?;
     Ok(HttpResponse::Ok().json(json!({
         "status": "active",
         "connected_users": totals.users,
@@ -48,18 +43,13 @@ async fn ws_clients(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
     let connections = state
         .hubs
         .presence
-        .send(ListConnections {
-            company: company.clone(),
-        })
+        .send(ListConnections { company: company.clone() })
         .await
         .map_err(hub_unavailable)?;
     let mut rooms = state
         .hubs
         .rooms
-        .send(RoomsByConnection {
-            company,
-            conn: None,
-        })
+        .send(RoomsByConnection { company, conn: None })
         .await
         .map_err(hub_unavailable)?;
     let clients: Vec<ConnectionSummary> = connections
@@ -96,16 +86,7 @@ async fn ws_test(
         sender: &identity.user,
         timestamp: timestamp(Utc::now()),
     });
-    let delivery = DeliverToUser {
-        company: identity.company.clone(),
-        user_id: target,
-        frame,
-    };
-    let delivered = state
-        .hubs
-        .presence
-        .send(delivery)
-        .await
-        .map_err(hub_unavailable)?;
+    let delivery = DeliverToUser { company: identity.company.clone(), user_id: target, frame };
+    let delivered = state.hubs.presence.send(delivery).await.map_err(hub_unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "delivered": delivered })))
 }

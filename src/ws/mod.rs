@@ -51,10 +51,7 @@ fn upgrade(
     required_user: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     if !origin_allowed(&req, &state.session.origin_policy, &state.public_url) {
-        return Err(AppError::new(
-            ErrorCode::OriginNotAllowed,
-            "this origin may not connect",
-        ));
+        return Err(AppError::new(ErrorCode::OriginNotAllowed, "this origin may not connect"));
     }
     let identity = match handshake_token(&req) {
         None => None,
@@ -66,10 +63,7 @@ fn upgrade(
     if let (Some(identity), Some(path_user)) = (&identity, &required_user)
         && identity.user.id.as_str() != path_user
     {
-        return Err(AppError::new(
-            ErrorCode::UserMismatch,
-            "the path names another user",
-        ));
+        return Err(AppError::new(ErrorCode::UserMismatch, "the path names another user"));
     }
     let session = WsSession::new(state.session.clone(), identity, required_user);
     ws::WsResponseBuilder::new(session, &req, stream)
@@ -111,9 +105,7 @@ fn origin_allowed(req: &HttpRequest, policy: &OriginPolicy, public_url: &str) ->
 fn origin_of(url: &str) -> String {
     let lower = url.to_ascii_lowercase();
     let after_scheme = lower.find("://").map_or(0, |i| i + 3);
-    let end = lower[after_scheme..]
-        .find('/')
-        .map_or(lower.len(), |i| after_scheme + i);
+    let end = lower[after_scheme..].find('/').map_or(lower.len(), |i| after_scheme + i);
     lower[..end].to_owned()
 }
 
@@ -124,10 +116,7 @@ mod tests {
 
     #[test]
     fn origin_of_strips_the_path() {
-        assert_eq!(
-            origin_of("https://Hub.example.com/base"),
-            "https://hub.example.com"
-        );
+        assert_eq!(origin_of("https://Hub.example.com/base"), "https://hub.example.com");
         assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 
@@ -140,25 +129,9 @@ mod tests {
                 .to_http_request()
         };
         let policy = OriginPolicy::SameOrigin;
-        assert!(origin_allowed(
-            &req("http://hub.local:8080"),
-            &policy,
-            "https://public.example"
-        ));
-        assert!(origin_allowed(
-            &req("https://public.example"),
-            &policy,
-            "https://public.example"
-        ));
-        assert!(!origin_allowed(
-            &req("https://evil.example"),
-            &policy,
-            "https://public.example"
-        ));
-        assert!(origin_allowed(
-            &TestRequest::default().to_http_request(),
-            &policy,
-            "http://x"
-        ));
+        assert!(origin_allowed(&req("http://hub.local:8080"), &policy, "https://public.example"));
+        assert!(origin_allowed(&req("https://public.example"), &policy, "https://public.example"));
+        assert!(!origin_allowed(&req("https://evil.example"), &policy, "https://public.example"));
+        assert!(origin_allowed(&TestRequest::default().to_http_request(), &policy, "http://x"));
     }
 }

@@ -125,10 +125,7 @@ impl WsSession {
                 Ok(Ok(())) => {
                     let connected = ServerMessage::Connected {
                         session_id: act.id,
-                        user: UserWithCompany {
-                            user: &identity.user,
-                            company: &identity.company,
-                        },
+                        user: UserWithCompany { user: &identity.user, company: &identity.company },
                         heartbeat_interval_ms: act.config.heartbeat_interval.as_millis() as u64,
                         message: WELCOME,
                     };
@@ -162,10 +159,8 @@ impl WsSession {
         let left = identity.expires_at.saturating_sub(Utc::now().timestamp());
         let delay = Duration::from_secs(u64::try_from(left).unwrap_or(0)).min(MAX_TIMER);
         ctx.run_later(delay, |act, ctx| {
-            let expired = act
-                .identity
-                .as_ref()
-                .is_none_or(|i| i.expires_at <= Utc::now().timestamp());
+            let expired =
+                act.identity.as_ref().is_none_or(|i| i.expires_at <= Utc::now().timestamp());
             if expired {
                 act.close(ctx, CloseCode::Unauthorized, "token expired");
             } else {
@@ -186,11 +181,7 @@ impl WsSession {
 
     /// Before authentication the only acceptable frame is `auth`.
     fn on_first_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
-        let Ok(Request {
-            message: ClientMessage::Auth { token },
-            reference,
-        }) = decode(text)
-        else {
+        let Ok(Request { message: ClientMessage::Auth { token }, reference }) = decode(text) else {
             return self.close(ctx, CloseCode::Unauthorized, "expected an auth frame first");
         };
         let identity = match self.config.tokens.verify(&token) {
@@ -200,11 +191,7 @@ impl WsSession {
                 return self.close(ctx, CloseCode::Unauthorized, "invalid token");
             }
         };
-        if self
-            .required_user
-            .as_deref()
-            .is_some_and(|u| u != identity.user.id.as_str())
-        {
+        if self.required_user.as_deref().is_some_and(|u| u != identity.user.id.as_str()) {
             return self.close(ctx, CloseCode::Forbidden, "user_mismatch");
         }
         self.identity = Some(identity);
@@ -219,9 +206,7 @@ impl WsSession {
         let role = identity.role();
         match request.message {
             ClientMessage::Ping => {
-                let pong = ServerMessage::Pong {
-                    ts: Utc::now().timestamp_millis(),
-                };
+                let pong = ServerMessage::Pong { ts: Utc::now().timestamp_millis() };
                 ctx.text(encode_reply(&pong, reference.as_ref()));
             }
             ClientMessage::Auth { token } => self.refresh_token(ctx, &token, reference),
@@ -350,9 +335,8 @@ impl WsSession {
             );
         }
         current.expires_at = fresh.expires_at;
-        let refreshed = ServerMessage::AuthRefreshed {
-            expires_at: timestamp_from_unix(fresh.expires_at),
-        };
+        let refreshed =
+            ServerMessage::AuthRefreshed { expires_at: timestamp_from_unix(fresh.expires_at) };
         ctx.text(encode_reply(&refreshed, reference.as_ref()));
     }
 
@@ -362,20 +346,14 @@ impl WsSession {
         identity: Identity,
         reference: Option<Value>,
     ) {
-        let query = RoomsByConnection {
-            company: identity.company,
-            conn: Some(self.id),
-        };
+        let query = RoomsByConnection { company: identity.company, conn: Some(self.id) };
         self.config
             .hubs
             .rooms
             .send(query)
             .into_actor(self)
             .map(move |result, act, ctx| {
-                let rooms = result
-                    .ok()
-                    .and_then(|mut m| m.remove(&act.id))
-                    .unwrap_or_default();
+                let rooms = result.ok().and_then(|mut m| m.remove(&act.id)).unwrap_or_default();
                 let summary = ConnectionSummary {
                     session_id: act.id,
                     user: identity.user,
@@ -395,12 +373,7 @@ impl WsSession {
         match self.limiter.check(Instant::now()) {
             Verdict::Accept => true,
             Verdict::Reject => {
-                Self::send_error(
-                    ctx,
-                    ErrorCode::RateLimited,
-                    "too many frames, slow down",
-                    None,
-                );
+                Self::send_error(ctx, ErrorCode::RateLimited, "too many frames, slow down", None);
                 false
             }
             Verdict::Disconnect => {
@@ -457,11 +430,7 @@ impl WsSession {
                 buffer.extend_from_slice(&bytes);
             }
         }
-        if self
-            .partial
-            .as_ref()
-            .is_some_and(|(_, b)| b.len() > self.config.max_message_bytes)
-        {
+        if self.partial.as_ref().is_some_and(|(_, b)| b.len() > self.config.max_message_bytes) {
             self.partial = None;
             self.close(ctx, CloseCode::TooBig, "message too big");
         }

@@ -9,11 +9,7 @@ use switchboard::auth::Role;
 use crate::helpers::{TEST_SECRET, spawn_app, spawn_app_with};
 
 fn unsigned_token(header: &str, claims: &Value) -> String {
-    format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
+    format!("{}.{}.", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
 
 fn hs256(claims: &Value) -> String {
@@ -44,9 +40,7 @@ async fn login_returns_a_token_that_works() {
         json!({"id": id, "name": "Test User", "role": "agent", "company": "acme"})
     );
     assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
-    let (status, me) = app
-        .get("/api/v1/me", Some(body["token"].as_str().unwrap()))
-        .await;
+    let (status, me) = app.get("/api/v1/me", Some(body["token"].as_str().unwrap())).await;
     assert_eq!(status, 200);
     assert_eq!(me["sub"], id.as_str());
     assert_eq!(me["company"], "acme");
@@ -59,18 +53,10 @@ async fn wrong_password_and_unknown_email_get_the_same_answer() {
     app.create_user("ann@acme.test", "correct horse", "agent", "acme");
 
     let wrong = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": "ann@acme.test", "password": "nope"}),
-            None,
-        )
+        .post("/api/v1/auth/login", &json!({"email": "ann@acme.test", "password": "nope"}), None)
         .await;
     let unknown = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": "bob@acme.test", "password": "nope"}),
-            None,
-        )
+        .post("/api/v1/auth/login", &json!({"email": "bob@acme.test", "password": "nope"}), None)
         .await;
 
     assert_eq!(wrong.0, 401);
@@ -110,23 +96,13 @@ async fn guests_get_customer_tokens_for_known_companies_only() {
     assert_eq!(body["user"]["name"], "Guest");
     assert!(body["user"]["id"].as_str().unwrap().starts_with("guest-"));
 
-    let (status, named) = app
-        .post(
-            "/api/v1/auth/guest",
-            &json!({"company": "acme", "name": " Jo "}),
-            None,
-        )
-        .await;
+    let (status, named) =
+        app.post("/api/v1/auth/guest", &json!({"company": "acme", "name": " Jo "}), None).await;
     assert_eq!(status, 200);
     assert_eq!(named["user"]["name"], "Jo");
-    assert_ne!(
-        named["user"]["id"], body["user"]["id"],
-        "every guest is a fresh subject"
-    );
+    assert_ne!(named["user"]["id"], body["user"]["id"], "every guest is a fresh subject");
 
-    let (status, body) = app
-        .post("/api/v1/auth/guest", &json!({"company": "nobody"}), None)
-        .await;
+    let (status, body) = app.post("/api/v1/auth/guest", &json!({"company": "nobody"}), None).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "unknown_company");
 }
@@ -154,9 +130,7 @@ async fn refresh_keeps_the_claims_and_the_lifetime() {
         body["user"],
         json!({"id": "u1", "name": "u1 name", "role": "agent", "company": "acme"})
     );
-    let (_, me) = app
-        .get("/api/v1/me", Some(body["token"].as_str().unwrap()))
-        .await;
+    let (_, me) = app.get("/api/v1/me", Some(body["token"].as_str().unwrap())).await;
     let lifetime = me["exp"].as_i64().unwrap() - me["iat"].as_i64().unwrap();
     assert_eq!(lifetime, 600);
 }
@@ -178,25 +152,16 @@ async fn bad_tokens_are_401_invalid_token() {
         ),
         (
             "unknown role",
-            Some(hs256(
-                &json!({"sub": "u", "role": "root", "company": "c", "exp": exp}),
-            )),
+            Some(hs256(&json!({"sub": "u", "role": "root", "company": "c", "exp": exp}))),
         ),
-        (
-            "no exp",
-            Some(hs256(&json!({"sub": "u", "role": "agent", "company": "c"}))),
-        ),
+        ("no exp", Some(hs256(&json!({"sub": "u", "role": "agent", "company": "c"})))),
         (
             "expired",
-            Some(hs256(
-                &json!({"sub": "u", "role": "agent", "company": "c", "exp": past}),
-            )),
+            Some(hs256(&json!({"sub": "u", "role": "agent", "company": "c", "exp": past}))),
         ),
         (
             "empty company",
-            Some(hs256(
-                &json!({"sub": "u", "role": "agent", "company": "", "exp": exp}),
-            )),
+            Some(hs256(&json!({"sub": "u", "role": "agent", "company": "", "exp": exp}))),
         ),
         (
             "other secret",
@@ -214,9 +179,7 @@ async fn bad_tokens_are_401_invalid_token() {
         let (status, body) = app.get("/api/v1/me", token.as_deref()).await;
         assert_eq!(status, 401, "{name}");
         assert_eq!(body["error"], "invalid_token", "{name}");
-        let (status, _) = app
-            .post_raw("/api/v1/auth/refresh", "", token.as_deref())
-            .await;
+        let (status, _) = app.post_raw("/api/v1/auth/refresh", "", token.as_deref()).await;
         assert_eq!(status, 401, "refresh with {name}");
     }
 }
@@ -258,11 +221,7 @@ async fn external_rs256_and_es256_tokens_need_issuer_and_audience() {
 
         let mut wrong_aud = good.clone();
         wrong_aud["aud"] = json!("someone-else");
-        assert_eq!(
-            app.get("/api/v1/me", Some(&sign(wrong_aud))).await.0,
-            401,
-            "{alg:?} audience"
-        );
+        assert_eq!(app.get("/api/v1/me", Some(&sign(wrong_aud))).await.0, 401, "{alg:?} audience");
         assert_eq!(
             app.get("/api/v1/me", Some(&sign(base))).await.0,
             401,

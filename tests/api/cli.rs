@@ -8,10 +8,7 @@ use crate::helpers::spawn_app_on_database;
 
 fn switchboard(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .env("RUST_LOG", "warn");
+    command.args(args).stdin(Stdio::null()).env("RUST_LOG", "warn");
     for (key, value) in envs {
         command.env(key, value);
     }
@@ -32,10 +29,7 @@ fn bad_settings_end_with_one_line_naming_them() {
     let db = format!("sqlite://{}/hub.db", dir.path().display());
     assert_one_clear_line(&switchboard(&["--bind", "nope", "migrate"], &[]), "--bind");
     assert_one_clear_line(
-        &switchboard(
-            &["migrate"],
-            &[("SWITCHBOARD_SESSION_QUEUE", "0"), ("DATABASE_URL", &db)],
-        ),
+        &switchboard(&["migrate"], &[("SWITCHBOARD_SESSION_QUEUE", "0"), ("DATABASE_URL", &db)]),
         "--session-queue",
     );
     assert_one_clear_line(
@@ -43,10 +37,7 @@ fn bad_settings_end_with_one_line_naming_them() {
         "--database-url",
     );
     assert_one_clear_line(
-        &switchboard(
-            &["migrate", "--database-url", "sqlite:///no/such/dir/hub.db"],
-            &[],
-        ),
+        &switchboard(&["migrate", "--database-url", "sqlite:///no/such/dir/hub.db"], &[]),
         "--database-url",
     );
     assert_one_clear_line(
@@ -65,16 +56,7 @@ fn bad_settings_end_with_one_line_naming_them() {
         "--heartbeat-interval-ms",
     );
     assert_one_clear_line(
-        &switchboard(
-            &[
-                "serve",
-                "--database-url",
-                &db,
-                "--jwt-public-key",
-                "/no/key.pem",
-            ],
-            &[],
-        ),
+        &switchboard(&["serve", "--database-url", &db, "--jwt-public-key", "/no/key.pem"], &[]),
         "--jwt-issuer",
     );
 }
@@ -87,58 +69,22 @@ async fn user_add_and_token_work_against_the_servers_database() {
     let migrated = switchboard(&["migrate", "--database-url", &db], &[]);
     assert!(migrated.status.success(), "{migrated:?}");
 
-    let added = switchboard(
-        &[
-            "user",
-            "add",
-            "--email",
-            "ann@acme.test",
-            "--name",
-            "Ann",
-            "--role",
-            "agent",
-            "--company",
-            "acme",
-            "--database-url",
-            &db,
-        ],
-        &[("SWITCHBOARD_PASSWORD", "correct horse")],
-    );
+    let add_ann = || {
+        let args = ["user", "add", "--email", "ann@acme.test", "--name", "Ann"];
+        let more = ["--role", "agent", "--company", "acme", "--database-url", &db];
+        let all: Vec<&str> = args.iter().chain(more.iter()).copied().collect();
+        switchboard(&all, &[("SWITCHBOARD_PASSWORD", "correct horse")])
+    };
+    let added = add_ann();
     assert!(added.status.success(), "{added:?}");
     let user_id = String::from_utf8(added.stdout).unwrap().trim().to_owned();
     assert_eq!(user_id.len(), 32);
 
-    let duplicate = switchboard(
-        &[
-            "user",
-            "add",
-            "--email",
-            "ann@acme.test",
-            "--name",
-            "Ann",
-            "--role",
-            "agent",
-            "--company",
-            "acme",
-            "--database-url",
-            &db,
-        ],
-        &[("SWITCHBOARD_PASSWORD", "correct horse")],
-    );
+    let duplicate = add_ann();
     assert_one_clear_line(&duplicate, "--email");
 
     let minted = switchboard(
-        &[
-            "token",
-            "--sub",
-            "crm",
-            "--role",
-            "service",
-            "--company",
-            "acme",
-            "--database-url",
-            &db,
-        ],
+        &["token", "--sub", "crm", "--role", "service", "--company", "acme", "--database-url", &db],
         &[],
     );
     assert!(minted.status.success(), "{minted:?}");
@@ -150,10 +96,7 @@ async fn user_add_and_token_work_against_the_servers_database() {
     let app = spawn_app_on_database(&db, &[]).await;
     let (status, me) = app.get("/api/v1/me", Some(&token)).await;
     assert_eq!(status, 200, "{me}");
-    assert_eq!(
-        (me["sub"].as_str(), me["role"].as_str()),
-        (Some("crm"), Some("service"))
-    );
+    assert_eq!((me["sub"].as_str(), me["role"].as_str()), (Some("crm"), Some("service")));
     let (status, login) = app
         .post(
             "/api/v1/auth/login",
@@ -194,10 +137,7 @@ impl ServerProcess {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some((_, address)) = line.split_once("listening on http://") {
                     let _ = tx.send(address.trim().to_owned());
                 }
@@ -230,10 +170,7 @@ async fn sigterm_closes_websockets_with_1001_and_exits_cleanly() {
 
     // `kill` as the shell's builtin, so no procps is needed.
     let pid = server.child.id();
-    let killed = Command::new("sh")
-        .args(["-c", &format!("kill -TERM {pid}")])
-        .status()
-        .unwrap();
+    let killed = Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap();
     assert!(killed.success());
 
     assert_eq!(ws.expect_close().await, 1001);
@@ -242,10 +179,7 @@ async fn sigterm_closes_websockets_with_1001_and_exits_cleanly() {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running 10 s after SIGTERM"
-        );
+        assert!(std::time::Instant::now() < deadline, "still running 10 s after SIGTERM");
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");

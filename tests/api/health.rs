@@ -19,18 +19,12 @@ async fn readyz_follows_the_database() {
 
     // Arrange: break the schema underneath the running server through a second connection.
     let pool = switchboard::db::connect(&app.db_url.parse().unwrap()).unwrap();
-    pool.get()
-        .unwrap()
-        .batch_execute("DROP TABLE users;")
-        .unwrap();
+    pool.get().unwrap().batch_execute("DROP TABLE users;").unwrap();
 
     let (status, body) = app.get("/readyz", None).await;
     assert_eq!(status, 503);
     assert_eq!(body["error"], "storage_unavailable");
-    assert!(
-        !body["message"].as_str().unwrap().contains("users"),
-        "no SQL in answers: {body}"
-    );
+    assert!(!body["message"].as_str().unwrap().contains("users"), "no SQL in answers: {body}");
 }
 
 #[actix_web::test]

@@ -1,6 +1,8 @@
 //! `spawn_app()`: the real server on port 0 with a temporary SQLite file and short timers, and
 //! clients that talk to it as any client would: real HTTP and real WebSockets (awc).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_codec::Framed;
@@ -48,12 +50,7 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
 
 /// A server on an existing database, with the secret stored there (no `--jwt-secret`).
 pub async fn spawn_app_on_database(db_url: &str, extra: &[&str]) -> TestApp {
-    start(
-        db_url.to_owned(),
-        tempfile::tempdir().expect("temp dir"),
-        extra,
-    )
-    .await
+    start(db_url.to_owned(), tempfile::tempdir().expect("temp dir"), extra).await
 }
 
 async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestApp {
@@ -80,9 +77,7 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
     let app = Application::build(settings).await.expect("server builds");
     let port = app.port();
     actix_web::rt::spawn(app.run_until_stopped());
-    let http = awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish();
+    let http = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
@@ -101,20 +96,14 @@ impl TestApp {
 
     pub fn token_for(&self, sub: &str, role: Role, company: &str, ttl: Duration) -> String {
         let name = format!("{sub} name");
-        self.tokens
-            .issue(sub, role, company, Some(&name), ttl)
-            .expect("sign")
-            .token
+        self.tokens.issue(sub, role, company, Some(&name), ttl).expect("sign").token
     }
 
     /// Creates a login account directly in the database; returns its id.
     pub fn create_user(&self, email: &str, password: &str, role: &str, company: &str) -> String {
         let url = self.db_url.parse().expect("db url");
         let pool = db::connect(&url).expect("db");
-        let hash = PasswordHasher::new()
-            .expect("hasher")
-            .hash(password)
-            .expect("hash");
+        let hash = PasswordHasher::new().expect("hasher").hash(password).expect("hash");
         let id = uuid::Uuid::new_v4().simple().to_string();
         let user = db::models::NewUser {
             id: &id,
@@ -145,10 +134,7 @@ impl TestApp {
         }
         let mut res = req.send().await.expect("GET");
         let body = res.body().await.expect("body");
-        (
-            res.status(),
-            serde_json::from_slice(&body).unwrap_or(Value::Null),
-        )
+        (res.status(), serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     /// POST a JSON body with an optional bearer token.
@@ -162,27 +148,19 @@ impl TestApp {
         body: &str,
         token: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .post(self.url(path))
-            .content_type("application/json");
+        let mut req = self.http.post(self.url(path)).content_type("application/json");
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
         let mut res = req.send_body(body.to_owned()).await.expect("POST");
         let body = res.body().await.expect("body");
-        (
-            res.status(),
-            serde_json::from_slice(&body).unwrap_or(Value::Null),
-        )
+        (res.status(), serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     /// Connects with `?token=` and reads the `connected` frame.
     pub async fn connect(&self, token: &str) -> WsClient {
-        let mut client = self
-            .connect_raw(&format!("/ws?token={token}"), &[])
-            .await
-            .expect("upgrade");
+        let mut client =
+            self.connect_raw(&format!("/ws?token={token}"), &[]).await.expect("upgrade");
         let connected = client.next_json().await;
         assert_eq!(connected["type"], "connected", "{connected}");
         client
@@ -250,6 +228,7 @@ pub struct WsClient {
     outgoing: mpsc::UnboundedSender<Message>,
     events: mpsc::UnboundedReceiver<Event>,
     reading: watch::Sender<bool>,
+    pings: Arc<AtomicUsize>,
 }
 
 /// What ended a wait for a frame.
@@ -267,12 +246,14 @@ impl WsClient {
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (reading, reading_rx) = watch::channel(true);
-        actix_web::rt::spawn(pump(framed, outgoing_rx, events_tx, reading_rx));
-        Self {
-            outgoing,
-            events,
-            reading,
-        }
+        let pings = Arc::new(AtomicUsize::new(0));
+        actix_web::rt::spawn(pump(framed, outgoing_rx, events_tx, reading_rx, Arc::clone(&pings)));
+        Self { outgoing, events, reading, pings }
+    }
+
+    /// How many WebSocket pings the server has sent so far (each was answered).
+    pub fn pings_seen(&self) -> usize {
+        self.pings.load(Ordering::Relaxed)
     }
 
     pub async fn send_json(&mut self, value: Value) {
@@ -350,8 +331,7 @@ impl WsClient {
 
     /// Closes normally (1000) and waits for the server's answer.
     pub async fn close(mut self) {
-        self.send(Message::Close(Some(awc::ws::CloseCode::Normal.into())))
-            .await;
+        self.send(Message::Close(Some(awc::ws::CloseCode::Normal.into()))).await;
         let _ = self.next_event(Duration::from_secs(1)).await;
     }
 
@@ -376,6 +356,7 @@ async fn pump(
     mut outgoing: mpsc::UnboundedReceiver<Message>,
     events: mpsc::UnboundedSender<Event>,
     mut reading: watch::Receiver<bool>,
+    pings: Arc<AtomicUsize>,
 ) {
     loop {
         let read = *reading.borrow();
@@ -400,6 +381,7 @@ async fn pump(
                     let _ = events.send(Event::Json(value));
                 }
                 Some(Ok(Frame::Ping(payload))) => {
+                    pings.fetch_add(1, Ordering::Relaxed);
                     let _ = framed.send(Message::Pong(payload)).await;
                 }
                 Some(Ok(Frame::Close(reason))) => {

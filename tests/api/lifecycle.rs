@@ -22,16 +22,10 @@ async fn assert_forgotten(
     let left = watcher.next_of_type("user_left").await;
     assert_eq!(left["user"]["id"], user);
     app.wait_for_connections(1).await;
-    let (_, clients) = app
-        .get(
-            "/api/v1/ws/clients",
-            Some(&app.token("ops", Role::Admin, "acme")),
-        )
-        .await;
+    let (_, clients) =
+        app.get("/api/v1/ws/clients", Some(&app.token("ops", Role::Admin, "acme"))).await;
     assert_eq!(clients["clients"].as_array().unwrap().len(), 1, "{clients}");
-    let joined = watcher
-        .request(json!({"type": "join_room", "room": "lobby"}))
-        .await;
+    let joined = watcher.request(json!({"type": "join_room", "room": "lobby"})).await;
     assert_eq!(joined["members"].as_array().unwrap().len(), 1, "{joined}");
 }
 
@@ -39,13 +33,9 @@ async fn watched_pair(
     app: &crate::helpers::TestApp,
 ) -> (crate::helpers::WsClient, crate::helpers::WsClient) {
     let mut watcher = app.agent("watcher", "acme").await;
-    watcher
-        .request(json!({"type": "join_room", "room": "lobby"}))
-        .await;
+    watcher.request(json!({"type": "join_room", "room": "lobby"})).await;
     let mut leaver = app.agent("leaver", "acme").await;
-    leaver
-        .request(json!({"type": "join_room", "room": "lobby"}))
-        .await;
+    leaver.request(json!({"type": "join_room", "room": "lobby"})).await;
     watcher.next_of_type("user_joined").await;
     (watcher, leaver)
 }
@@ -74,13 +64,8 @@ async fn a_silent_client_times_out_and_leaves_nothing_behind() {
     assert_forgotten(&app, &mut watcher, "leaver").await;
     // The server sent a close frame without waiting for the answer.
     leaver.resume_reading();
-    let closed = leaver
-        .next_event(Duration::from_millis(CLIENT_TIMEOUT_MS * 3))
-        .await;
-    assert!(
-        matches!(&closed, Event::Closed(Some(r)) if u16::from(r.code) == 1000),
-        "{closed:?}"
-    );
+    let closed = leaver.next_event(Duration::from_millis(CLIENT_TIMEOUT_MS * 3)).await;
+    assert!(matches!(&closed, Event::Closed(Some(r)) if u16::from(r.code) == 1000), "{closed:?}");
 }
 
 #[actix_web::test]
@@ -95,26 +80,16 @@ async fn a_slow_consumer_is_evicted_and_closed_with_4009() {
     let mut pushed = 0usize;
     loop {
         let (status, body) = app
-            .post(
-                "/api/v1/publish",
-                &json!({"user_id": "leaver", "data": payload}),
-                Some(&service),
-            )
+            .post("/api/v1/publish", &json!({"user_id": "leaver", "data": payload}), Some(&service))
             .await;
         assert_eq!(status, 200, "{body}");
         if body["delivered"] == 0 {
             break;
         }
         pushed += payload.len();
-        assert!(
-            pushed < 256 * 1024 * 1024,
-            "never evicted after {pushed} bytes"
-        );
+        assert!(pushed < 256 * 1024 * 1024, "never evicted after {pushed} bytes");
     }
-    eprintln!(
-        "slow consumer evicted after {} KiB were queued for it",
-        pushed / 1024
-    );
+    eprintln!("slow consumer evicted after {} KiB were queued for it", pushed / 1024);
     assert_forgotten(&app, &mut watcher, "leaver").await;
 
     // When it reads again, it finds the frames that were queued, then the close code.
@@ -137,17 +112,12 @@ async fn shutdown_is_not_needed_for_a_clean_directory_after_many_connections() {
     let mut clients = Vec::new();
     for i in 0..20 {
         let mut ws = app.agent(&format!("a{}", i % 7), "acme").await;
-        ws.request(json!({"type": "join_room", "room": format!("r{}", i % 3)}))
-            .await;
+        ws.request(json!({"type": "join_room", "room": format!("r{}", i % 3)})).await;
         clients.push(ws);
     }
     app.wait_for_connections(20).await;
     for (i, ws) in clients.into_iter().enumerate() {
-        if i % 2 == 0 {
-            ws.close().await
-        } else {
-            drop(ws)
-        }
+        if i % 2 == 0 { ws.close().await } else { drop(ws) }
     }
     let status = app.wait_for_connections(0).await;
     assert_eq!(status["connected_users"], 0);

@@ -40,13 +40,9 @@ async fn online_users_lists_users_with_status_and_connection_count() {
     let mut agent = app.agent("agent-1", "acme").await;
     let _tab_a = app.agent("agent-2", "acme").await;
     let _tab_b = app.agent("agent-2", "acme").await;
-    let _customer = app
-        .connect(&app.token("guest-1", Role::Customer, "acme"))
-        .await;
+    let _customer = app.connect(&app.token("guest-1", Role::Customer, "acme")).await;
 
-    agent
-        .send_json(json!({"type": "get_online_users", "ref": "o"}))
-        .await;
+    agent.send_json(json!({"type": "get_online_users", "ref": "o"})).await;
     let answer = agent.next_of_type("online_users").await; // after the presence notices
 
     assert_eq!(answer["ref"], "o");
@@ -62,9 +58,7 @@ async fn online_users_lists_users_with_status_and_connection_count() {
 #[actix_web::test]
 async fn customers_may_not_list_users_or_set_a_status() {
     let app = spawn_app().await;
-    let mut customer = app
-        .connect(&app.token("guest-1", Role::Customer, "acme"))
-        .await;
+    let mut customer = app.connect(&app.token("guest-1", Role::Customer, "acme")).await;
     for request in [
         json!({"type": "get_online_users", "ref": 1}),
         json!({"type": "agent_status", "status": "busy", "ref": 2}),
@@ -82,9 +76,7 @@ async fn agent_status_goes_to_the_companys_agents() {
     let mut agent_2 = app.agent("agent-2", "acme").await;
     agent_1.next_of_type("presence_changed").await;
 
-    let own = agent_2
-        .request(json!({"type": "agent_status", "status": "busy", "ref": "s"}))
-        .await;
+    let own = agent_2.request(json!({"type": "agent_status", "status": "busy", "ref": "s"})).await;
     assert_eq!(
         own,
         json!({"type": "agent_status_changed", "user_id": "agent-2", "status": "busy", "ref": "s"})
@@ -96,12 +88,7 @@ async fn agent_status_goes_to_the_companys_agents() {
     );
 
     let list = agent_1.request(json!({"type": "get_online_users"})).await;
-    let agent_2_entry = list["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["id"] == "agent-2")
-        .cloned()
-        .unwrap();
+    let agent_2_entry =
+        list["users"].as_array().unwrap().iter().find(|u| u["id"] == "agent-2").cloned().unwrap();
     assert_eq!(agent_2_entry["status"], "busy");
 }

@@ -10,10 +10,7 @@ async fn ws_status_counts_users_and_connections() {
     let app = spawn_app().await;
     let (status, body) = app.get("/api/v1/ws/status", None).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        body,
-        json!({"status": "active", "connected_users": 0, "connections": 0})
-    );
+    assert_eq!(body, json!({"status": "active", "connected_users": 0, "connections": 0}));
 
     let _a = app.agent("ann", "acme").await;
     let _b = app.agent("ann", "acme").await;
@@ -26,8 +23,7 @@ async fn ws_status_counts_users_and_connections() {
 async fn ws_clients_lists_the_callers_company_for_operators_only() {
     let app = spawn_app().await;
     let mut ann = app.agent("ann", "acme").await;
-    ann.request(json!({"type": "join_room", "room": "sales"}))
-        .await;
+    ann.request(json!({"type": "join_room", "room": "sales"})).await;
     let _other = app.agent("bob", "globex").await;
     app.wait_for_connections(2).await;
 
@@ -37,23 +33,13 @@ async fn ws_clients_lists_the_callers_company_for_operators_only() {
         assert_eq!(status, 200, "{role:?}");
         let clients = body["clients"].as_array().unwrap();
         assert_eq!(clients.len(), 1, "{body}");
-        assert_eq!(
-            clients[0]["user"],
-            json!({"id": "ann", "name": "ann name", "role": "agent"})
-        );
+        assert_eq!(clients[0]["user"], json!({"id": "ann", "name": "ann name", "role": "agent"}));
         assert_eq!(clients[0]["rooms"], json!(["agents", "sales"]));
         assert_eq!(clients[0]["session_id"].as_str().unwrap().len(), 32);
     }
-    let (status, body) = app
-        .get(
-            "/api/v1/ws/clients",
-            Some(&app.token("ann", Role::Agent, "acme")),
-        )
-        .await;
-    assert_eq!(
-        (status.as_u16(), body["error"].as_str()),
-        (403, Some("forbidden"))
-    );
+    let (status, body) =
+        app.get("/api/v1/ws/clients", Some(&app.token("ann", Role::Agent, "acme"))).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (403, Some("forbidden")));
     assert_eq!(app.get("/api/v1/ws/clients", None).await.0, 401);
 }
 
@@ -85,20 +71,11 @@ async fn ws_test_reaches_every_connection_of_the_target() {
 
     let agent = app.token("ann", Role::Agent, "acme");
     let (status, _) = app
-        .post(
-            "/api/v1/ws/test",
-            &json!({"target_user_id": "ann", "message": "x"}),
-            Some(&agent),
-        )
+        .post("/api/v1/ws/test", &json!({"target_user_id": "ann", "message": "x"}), Some(&agent))
         .await;
     assert_eq!(status, 403);
-    let (status, body) = app
-        .post("/api/v1/ws/test", &json!({"message": "x"}), Some(&admin))
-        .await;
-    assert_eq!(
-        (status.as_u16(), body["error"].as_str()),
-        (400, Some("invalid_message"))
-    );
+    let (status, body) = app.post("/api/v1/ws/test", &json!({"message": "x"}), Some(&admin)).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_message")));
 }
 
 #[actix_web::test]
@@ -107,16 +84,11 @@ async fn publish_to_a_room_or_a_user() {
     let mut ann = app.agent("ann", "acme").await;
     let mut bob = app.agent("bob", "acme").await;
     ann.next_of_type("presence_changed").await;
-    ann.request(json!({"type": "join_room", "room": "sales"}))
-        .await;
+    ann.request(json!({"type": "join_room", "room": "sales"})).await;
     let service = app.token("crm", Role::Service, "acme");
 
     let (status, body) = app
-        .post(
-            "/api/v1/publish",
-            &json!({"room": "sales", "data": {"deal": 7}}),
-            Some(&service),
-        )
+        .post("/api/v1/publish", &json!({"room": "sales", "data": {"deal": 7}}), Some(&service))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"delivered": 1}));
@@ -127,11 +99,7 @@ async fn publish_to_a_room_or_a_user() {
     );
 
     let (_, body) = app
-        .post(
-            "/api/v1/publish",
-            &json!({"user_id": "bob", "data": "ping"}),
-            Some(&service),
-        )
+        .post("/api/v1/publish", &json!({"user_id": "bob", "data": "ping"}), Some(&service))
         .await;
     assert_eq!(body, json!({"delivered": 1}));
     assert_eq!(
@@ -140,13 +108,8 @@ async fn publish_to_a_room_or_a_user() {
         "from": {"id": "crm", "name": "crm name", "role": "service"}})
     );
 
-    let (_, body) = app
-        .post(
-            "/api/v1/publish",
-            &json!({"room": "empty", "data": 1}),
-            Some(&service),
-        )
-        .await;
+    let (_, body) =
+        app.post("/api/v1/publish", &json!({"room": "empty", "data": 1}), Some(&service)).await;
     assert_eq!(body, json!({"delivered": 0}));
 }
 
@@ -155,10 +118,7 @@ async fn publish_rejects_bad_requests_and_wrong_roles() {
     let app = spawn_app().await;
     let admin = app.token("boss", Role::Admin, "acme");
     for (body, why) in [
-        (
-            json!({"room": "a", "user_id": "b", "data": 1}),
-            "both targets",
-        ),
+        (json!({"room": "a", "user_id": "b", "data": 1}), "both targets"),
         (json!({"data": 1}), "no target"),
         (json!({"room": "bad room", "data": 1}), "bad room name"),
         (json!({"room": "a"}), "no data"),
@@ -172,24 +132,10 @@ async fn publish_rejects_bad_requests_and_wrong_roles() {
     }
     for role in [Role::Agent, Role::Customer] {
         let token = app.token("x", role, "acme");
-        let (status, body) = app
-            .post(
-                "/api/v1/publish",
-                &json!({"room": "a", "data": 1}),
-                Some(&token),
-            )
-            .await;
-        assert_eq!(
-            (status.as_u16(), body["error"].as_str()),
-            (403, Some("forbidden")),
-            "{role:?}"
-        );
+        let (status, body) =
+            app.post("/api/v1/publish", &json!({"room": "a", "data": 1}), Some(&token)).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (403, Some("forbidden")), "{role:?}");
     }
-    let (status, body) = app
-        .post("/api/v1/publish", &json!({"room": "a", "data": 1}), None)
-        .await;
-    assert_eq!(
-        (status.as_u16(), body["error"].as_str()),
-        (401, Some("invalid_token"))
-    );
+    let (status, body) = app.post("/api/v1/publish", &json!({"room": "a", "data": 1}), None).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (401, Some("invalid_token")));
 }

@@ -12,10 +12,7 @@ use crate::helpers::{HEARTBEAT_MS, spawn_app, spawn_app_with};
 async fn token_in_the_query_gives_a_connected_frame() {
     let app = spawn_app().await;
     let token = app.token("agent-1", Role::Agent, "acme");
-    let mut ws = app
-        .connect_raw(&format!("/ws?token={token}"), &[])
-        .await
-        .unwrap();
+    let mut ws = app.connect_raw(&format!("/ws?token={token}"), &[]).await.unwrap();
 
     let connected = ws.next_json().await;
 
@@ -25,10 +22,7 @@ async fn token_in_the_query_gives_a_connected_frame() {
         json!({"id": "agent-1", "name": "agent-1 name", "role": "agent", "company": "acme"})
     );
     assert_eq!(connected["heartbeat_interval_ms"], HEARTBEAT_MS);
-    assert_eq!(
-        connected["message"],
-        "Successfully connected to WebSocket server"
-    );
+    assert_eq!(connected["message"], "Successfully connected to WebSocket server");
     assert_eq!(connected["session_id"].as_str().unwrap().len(), 32);
 }
 
@@ -37,10 +31,7 @@ async fn token_in_the_authorization_header_works() {
     let app = spawn_app().await;
     let token = app.token("agent-1", Role::Agent, "acme");
     let bearer = format!("Bearer {token}");
-    let mut ws = app
-        .connect_raw("/ws", &[("Authorization", &bearer)])
-        .await
-        .unwrap();
+    let mut ws = app.connect_raw("/ws", &[("Authorization", &bearer)]).await.unwrap();
     assert_eq!(ws.next_json().await["type"], "connected");
 }
 
@@ -77,8 +68,7 @@ async fn a_bad_token_is_refused_before_the_upgrade() {
 async fn a_bad_auth_frame_closes_with_4001() {
     let app = spawn_app().await;
     let mut ws = app.connect_raw("/ws", &[]).await.unwrap();
-    ws.send_json(json!({"type": "auth", "token": "garbage"}))
-        .await;
+    ws.send_json(json!({"type": "auth", "token": "garbage"})).await;
     assert_eq!(ws.expect_close().await, 4001);
 }
 
@@ -102,24 +92,14 @@ async fn legacy_paths_must_name_the_tokens_own_user() {
     let app = spawn_app().await;
     let token = app.token("agent-1", Role::Agent, "acme");
     for prefix in ["/ws", "/api/v1/ws"] {
-        let mut ws = app
-            .connect_raw(&format!("{prefix}/agent-1?token={token}"), &[])
-            .await
-            .unwrap();
+        let mut ws =
+            app.connect_raw(&format!("{prefix}/agent-1?token={token}"), &[]).await.unwrap();
         assert_eq!(ws.next_json().await["type"], "connected", "{prefix}");
 
-        let refused = app
-            .connect_raw(&format!("{prefix}/agent-2?token={token}"), &[])
-            .await
-            .err();
+        let refused = app.connect_raw(&format!("{prefix}/agent-2?token={token}"), &[]).await.err();
         assert_eq!(refused, Some(awc::http::StatusCode::FORBIDDEN), "{prefix}");
-        let (status, body) = app
-            .get(&format!("{prefix}/agent-2?token={token}"), None)
-            .await;
-        assert_eq!(
-            (status.as_u16(), body["error"].as_str()),
-            (403, Some("user_mismatch"))
-        );
+        let (status, body) = app.get(&format!("{prefix}/agent-2?token={token}"), None).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (403, Some("user_mismatch")));
     }
     // With an auth frame, the mismatch is found after the upgrade: close 4003.
     let mut ws = app.connect_raw("/ws/agent-2", &[]).await.unwrap();
@@ -135,14 +115,8 @@ async fn origins_are_checked_against_the_servers_own_by_default() {
     let own = app.address.clone();
 
     assert!(app.connect_raw(&path, &[("Origin", &own)]).await.is_ok());
-    assert!(
-        app.connect_raw(&path, &[]).await.is_ok(),
-        "non-browser clients send no Origin"
-    );
-    let refused = app
-        .connect_raw(&path, &[("Origin", "https://evil.example")])
-        .await
-        .err();
+    assert!(app.connect_raw(&path, &[]).await.is_ok(), "non-browser clients send no Origin");
+    let refused = app.connect_raw(&path, &[("Origin", "https://evil.example")]).await.err();
     assert_eq!(refused, Some(awc::http::StatusCode::FORBIDDEN));
     // The same request as plain HTTP shows the JSON body.
     let mut res = app
@@ -158,36 +132,22 @@ async fn origins_are_checked_against_the_servers_own_by_default() {
 
 #[actix_web::test]
 async fn allowed_origins_can_be_listed_or_opened() {
-    let listed = spawn_app_with(&[
-        "--allowed-origins",
-        "https://app.example,https://other.example",
-    ])
-    .await;
+    let listed =
+        spawn_app_with(&["--allowed-origins", "https://app.example,https://other.example"]).await;
     let token = listed.token("agent-1", Role::Agent, "acme");
     let path = format!("/ws?token={token}");
+    assert!(listed.connect_raw(&path, &[("Origin", "https://app.example")]).await.is_ok());
     assert!(
-        listed
-            .connect_raw(&path, &[("Origin", "https://app.example")])
-            .await
-            .is_ok()
-    );
-    assert!(
-        listed
-            .connect_raw(&path, &[("Origin", &listed.address)])
-            .await
-            .is_err(),
+        listed.connect_raw(&path, &[("Origin", &listed.address)]).await.is_err(),
         "only the list"
     );
 
     let open = spawn_app_with(&["--allowed-origins", "*"]).await;
     let token = open.token("agent-1", Role::Agent, "acme");
     assert!(
-        open.connect_raw(
-            &format!("/ws?token={token}"),
-            &[("Origin", "https://any.example")]
-        )
-        .await
-        .is_ok()
+        open.connect_raw(&format!("/ws?token={token}"), &[("Origin", "https://any.example")])
+            .await
+            .is_ok()
     );
 }
 
@@ -204,23 +164,18 @@ async fn an_expiring_token_closes_with_4001() {
 #[actix_web::test]
 async fn a_fresh_token_in_an_auth_frame_extends_the_connection() {
     let app = spawn_app().await;
-    let mut ws = app
-        .connect(&app.token_for("agent-1", Role::Agent, "acme", Duration::from_secs(2)))
-        .await;
+    let mut ws =
+        app.connect(&app.token_for("agent-1", Role::Agent, "acme", Duration::from_secs(2))).await;
 
     let fresh = app.token_for("agent-1", Role::Agent, "acme", Duration::from_secs(3600));
-    let refreshed = ws
-        .request(json!({"type": "auth", "token": fresh, "ref": "r"}))
-        .await;
+    let refreshed = ws.request(json!({"type": "auth", "token": fresh, "ref": "r"})).await;
     assert_eq!(refreshed["type"], "auth_refreshed");
     assert_eq!(refreshed["ref"], "r");
     assert!(refreshed["expires_at"].as_str().unwrap().ends_with('Z'));
 
     // Another user's token is refused without closing.
     let other = app.token("agent-2", Role::Agent, "acme");
-    let refused = ws
-        .request(json!({"type": "auth", "token": other, "ref": 2}))
-        .await;
+    let refused = ws.request(json!({"type": "auth", "token": other, "ref": 2})).await;
     assert_eq!(
         (refused["type"].as_str(), refused["code"].as_str()),
         (Some("error"), Some("user_mismatch"))
@@ -237,9 +192,6 @@ async fn a_user_may_hold_a_bounded_number_of_connections() {
     let token = app.token("agent-1", Role::Agent, "acme");
     let _first = app.connect(&token).await;
     let _second = app.connect(&token).await;
-    let mut third = app
-        .connect_raw(&format!("/ws?token={token}"), &[])
-        .await
-        .unwrap();
+    let mut third = app.connect_raw(&format!("/ws?token={token}"), &[]).await.unwrap();
     assert_eq!(third.expect_close().await, 4008);
 }

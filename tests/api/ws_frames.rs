@@ -20,6 +20,15 @@ async fn ping_frames_get_pong_with_ref_and_time() {
 }
 
 #[actix_web::test]
+async fn the_server_pings_every_heartbeat_interval() {
+    let app = spawn_app().await; // pings every 100 ms
+    let mut ws = app.agent("agent-1", "acme").await;
+    ws.expect_silence(std::time::Duration::from_millis(1050)).await;
+    let pings = ws.pings_seen();
+    assert!((8..=12).contains(&pings), "{pings} pings in about a second");
+}
+
+#[actix_web::test]
 async fn websocket_pings_are_answered() {
     let app = spawn_app().await;
     let mut ws = app.agent("agent-1", "acme").await;
@@ -37,16 +46,8 @@ async fn bad_frames_get_errors_and_the_connection_stays_open() {
         ("{oops", "invalid_json", None),
         ("[1,2,3]", "invalid_message", None),
         (r#"{"room":"x"}"#, "invalid_message", None),
-        (
-            r#"{"type":"teleport","ref":9}"#,
-            "unknown_type",
-            Some(json!(9)),
-        ),
-        (
-            r#"{"type":"join_room","ref":"j"}"#,
-            "invalid_message",
-            Some(json!("j")),
-        ),
+        (r#"{"type":"teleport","ref":9}"#, "unknown_type", Some(json!(9))),
+        (r#"{"type":"join_room","ref":"j"}"#, "invalid_message", Some(json!("j"))),
         (
             r#"{"type":"join_room","room":"bad room","ref":"k"}"#,
             "invalid_message",
@@ -69,11 +70,7 @@ async fn bad_frames_get_errors_and_the_connection_stays_open() {
     ws.send(Message::Binary("binary".into())).await;
     assert_eq!(ws.next_json().await["code"], "invalid_message");
 
-    assert_eq!(
-        ws.request(json!({"type": "ping"})).await["type"],
-        "pong",
-        "still open"
-    );
+    assert_eq!(ws.request(json!({"type": "ping"})).await["type"], "pong", "still open");
 }
 
 #[actix_web::test]
@@ -91,18 +88,13 @@ async fn fragments_are_counted_together() {
     let mut ws = app.agent("agent-1", "acme").await;
 
     // A small fragmented frame is reassembled and handled.
-    ws.send_fragmented(&[r#"{"type":"pi"#, r#"ng","ref":"#, "7}"])
-        .await;
+    ws.send_fragmented(&[r#"{"type":"pi"#, r#"ng","ref":"#, "7}"]).await;
     let pong = ws.next_json().await;
-    assert_eq!(
-        (pong["type"].as_str(), pong["ref"].as_i64()),
-        (Some("pong"), Some(7))
-    );
+    assert_eq!((pong["type"].as_str(), pong["ref"].as_i64()), (Some("pong"), Some(7)));
 
     // Each fragment is under the limit, together they are over it.
     let part = "y".repeat(40 * 1024);
-    ws.send_fragmented(&[r#"{"type":"ping","pad":""#, &part, &part, r#""}"#])
-        .await;
+    ws.send_fragmented(&[r#"{"type":"ping","pad":""#, &part, &part, r#""}"#]).await;
     assert_eq!(ws.expect_close().await, 1009);
 }
 
@@ -136,19 +128,13 @@ async fn flooding_gets_rate_limited_then_closed_with_4008() {
 async fn get_connection_info_describes_this_connection() {
     let app = spawn_app().await;
     let mut ws = app.agent("agent-1", "acme").await;
-    ws.request(json!({"type": "join_room", "room": "sales"}))
-        .await;
+    ws.request(json!({"type": "join_room", "room": "sales"})).await;
 
-    let info = ws
-        .request(json!({"type": "get_connection_info", "ref": 5}))
-        .await;
+    let info = ws.request(json!({"type": "get_connection_info", "ref": 5})).await;
 
     assert_eq!(info["type"], "connection_info");
     assert_eq!(info["ref"], 5);
-    assert_eq!(
-        info["user"],
-        json!({"id": "agent-1", "name": "agent-1 name", "role": "agent"})
-    );
+    assert_eq!(info["user"], json!({"id": "agent-1", "name": "agent-1 name", "role": "agent"}));
     assert_eq!(info["rooms"], json!(["agents", "sales"]));
     assert_eq!(info["session_id"].as_str().unwrap().len(), 32);
     assert!(info["connected_at"].as_str().unwrap().ends_with('Z'));
