@@ -85,12 +85,20 @@ type Cause = Box<dyn std::error::Error + Send + Sync>;
 pub struct AppError {
     pub code: ErrorCode,
     pub message: Cow<'static, str>,
+    /// A status other than the code's usual one (Vapi's `invalid_signature` is a 401).
+    status: Option<StatusCode>,
     cause: Option<Cause>,
 }
 
 impl AppError {
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, message: message.into(), cause: None }
+        Self { code, message: message.into(), status: None, cause: None }
+    }
+
+    /// The same error answered with another HTTP status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// 500 `internal`; the cause is logged, never sent.
@@ -98,6 +106,7 @@ impl AppError {
         Self {
             code: ErrorCode::Internal,
             message: "internal error".into(),
+            status: None,
             cause: Some(cause.into()),
         }
     }
@@ -107,6 +116,7 @@ impl AppError {
         Self {
             code: ErrorCode::StorageUnavailable,
             message: "storage is unavailable, try again".into(),
+            status: None,
             cause: Some(cause.into()),
         }
     }
@@ -164,7 +174,7 @@ struct ErrorBody<'a> {
 
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        self.status.unwrap_or_else(|| self.code.status())
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -15,13 +15,17 @@
 //! - [`error`]: the error codes and the one error type at the HTTP/WebSocket boundary.
 //! - [`auth`]: JWT verify/issue, password hashing, the REST `Caller` extractor.
 //! - [`db`]: SQLite pool, embedded migrations, `db::run`, queries per table.
-//! - [`hubs`]: the central actors (`PresenceHub`, `RoomHub`) and how they reach connections.
+//! - [`calls`]: the call model: statuses that only move forward, the normalized `CallEvent`.
+//! - [`telephony`]: Twilio and Vapi webhooks: signature checks and their wire formats.
+//! - [`hubs`]: the central actors (`PresenceHub`, `RoomHub`, `CallHub`) and how they reach
+//!   connections.
 //! - [`ws`]: the WebSocket endpoint and the `WsSession` actor.
 //! - [`routes`]: REST handlers by area.
 //! - [`limits`]: rate limiting and the client-IP rule.
 //! - [`commands`]: `migrate`, `user add`, `token`.
 
 pub mod auth;
+pub mod calls;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -33,4 +37,5 @@ pub mod protocol;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod telephony;
 pub mod ws;

@@ -238,6 +238,19 @@ pub enum ServerMessage<'a> {
         data: &'a Value,
         from: &'a UserRef,
     },
+    CallStatusChanged {
+        call_id: &'a str,
+        status: &'a str,
+        previous_status: Option<&'a str>,
+        provider: &'a str,
+        direction: Option<&'a str>,
+        from: Option<&'a str>,
+        to: Option<&'a str>,
+        owner_id: Option<&'a str>,
+        ended_reason: Option<&'a str>,
+        at: String,
+        data: &'a Value,
+    },
 }
 
 /// Encodes a frame once, for any number of recipients.
@@ -278,6 +291,11 @@ pub fn error_frame(code: ErrorCode, message: &str, reference: Option<&Value>) ->
 /// RFC 3339 in UTC with milliseconds, the form every timestamp on the wire takes.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Unix milliseconds as an RFC 3339 timestamp.
+pub fn timestamp_from_millis(millis: i64) -> String {
+    DateTime::from_timestamp_millis(millis).map(timestamp).unwrap_or_default()
 }
 
 /// Unix seconds as an RFC 3339 timestamp.

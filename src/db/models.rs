@@ -28,3 +28,64 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
     pub created_at: i64,
 }
+
+use super::schema::{call_events, call_keys, calls};
+
+/// A call (see `crate::calls`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = calls)]
+pub struct Call {
+    pub id: String,
+    pub company: String,
+    pub provider: String,
+    pub provider_call_id: Option<String>,
+    pub owner_id: Option<String>,
+    /// JSON array of user ids (browser calls).
+    pub parties: String,
+    pub direction: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub status: String,
+    pub status_rank: i32,
+    pub ended_reason: Option<String>,
+    pub last_sequence: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+/// One external id of a call.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = call_keys)]
+pub struct NewCallKey<'a> {
+    pub company: &'a str,
+    pub provider: &'a str,
+    pub external_id: &'a str,
+    pub call_id: &'a str,
+}
+
+/// One received event, applied or not.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = call_events)]
+pub struct CallEventRow {
+    pub id: i32,
+    pub call_id: String,
+    pub provider: String,
+    pub status: String,
+    pub sequence: Option<i64>,
+    pub applied: bool,
+    pub payload: String,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = call_events)]
+pub struct NewCallEvent<'a> {
+    pub call_id: &'a str,
+    pub provider: &'a str,
+    pub status: &'a str,
+    pub sequence: Option<i64>,
+    pub applied: bool,
+    pub payload: &'a str,
+    pub received_at: i64,
+}

@@ -1,6 +1,49 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    call_events (id) {
+        id -> Integer,
+        call_id -> Text,
+        provider -> Text,
+        status -> Text,
+        sequence -> Nullable<BigInt>,
+        applied -> Bool,
+        payload -> Text,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    call_keys (company, provider, external_id) {
+        company -> Text,
+        provider -> Text,
+        external_id -> Text,
+        call_id -> Text,
+    }
+}
+
+diesel::table! {
+    calls (id) {
+        id -> Text,
+        company -> Text,
+        provider -> Text,
+        provider_call_id -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        parties -> Text,
+        direction -> Nullable<Text>,
+        from_number -> Nullable<Text>,
+        to_number -> Nullable<Text>,
+        status -> Text,
+        status_rank -> Integer,
+        ended_reason -> Nullable<Text>,
+        last_sequence -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        ended_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     server_settings (key) {
         key -> Text,
         value -> Text,
@@ -19,4 +62,13 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(server_settings, users,);
+diesel::joinable!(call_events -> calls (call_id));
+diesel::joinable!(call_keys -> calls (call_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    call_events,
+    call_keys,
+    calls,
+    server_settings,
+    users,
+);

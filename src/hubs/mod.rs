@@ -8,6 +8,7 @@
 //! directory, tells every subscribed hub ([`ConnectionClosed`]) and asks the session to close
 //! with 4009. A session that ends normally takes the same road from its `stopping()`.
 
+pub mod calls;
 pub mod presence;
 pub mod rooms;
 
@@ -17,6 +18,7 @@ use actix::prelude::*;
 use crate::ids::{CompanyId, ConnId, UserId};
 use crate::protocol::{CloseCode, Frame};
 
+pub use calls::CallHub;
 pub use presence::PresenceHub;
 pub use rooms::RoomHub;
 
@@ -32,6 +34,7 @@ pub struct HubLimits {
 pub struct Hubs {
     pub presence: Addr<PresenceHub>,
     pub rooms: Addr<RoomHub>,
+    pub calls: Addr<CallHub>,
 }
 
 impl Hubs {
@@ -41,7 +44,8 @@ impl Hubs {
         let rooms = RoomHub::new(presence.clone(), limits.max_rooms_per_connection).start();
         presence
             .do_send(presence::SubscribeConnectionClosed { subscriber: rooms.clone().recipient() });
-        Self { presence, rooms }
+        let calls = CallHub::new(presence.clone()).start();
+        Self { presence, rooms, calls }
     }
 }
 

@@ -360,6 +360,35 @@ impl Handler<DeliverToStaff> for PresenceHub {
     }
 }
 
+/// Delivers a frame to the company's agents and to every connection of one more user (a
+/// call's owner), each connection once even when it is both.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct DeliverToStaffAndUser {
+    pub company: CompanyId,
+    pub user_id: Option<UserId>,
+    pub frame: Frame,
+}
+
+impl Handler<DeliverToStaffAndUser> for PresenceHub {
+    type Result = usize;
+
+    fn handle(&mut self, msg: DeliverToStaffAndUser, _: &mut Context<Self>) -> usize {
+        let Some(directory) = self.companies.get(&msg.company) else { return 0 };
+        let mut slow = Vec::new();
+        let mut delivered =
+            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &msg.frame, &mut slow);
+        if let Some(entry) = msg.user_id.as_ref().and_then(|u| directory.users.get(u)) {
+            let not_staff =
+                entry.connections.iter().filter(|(c, _)| !directory.staff.contains_key(c));
+            delivered +=
+                fan_out(not_staff.map(|(_, c)| (&entry.user.id, &c.handle)), &msg.frame, &mut slow);
+        }
+        self.evict(&msg.company, slow);
+        delivered
+    }
+}
+
 /// One connection of a company, for `GET /api/v1/ws/clients`.
 #[derive(Debug, Clone)]
 pub struct ConnectionEntry {

@@ -2,9 +2,11 @@
 //! hub or the database; errors go through [`AppError`] so every answer has the contract's shape.
 
 mod auth;
+mod calls;
 mod health;
 mod publish;
 mod status;
+mod webhooks;
 
 use actix_web::{HttpResponse, web};
 
@@ -29,7 +31,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(health::configure)
     .configure(auth::configure)
     .configure(status::configure)
-    .configure(publish::configure);
+    .configure(publish::configure)
+    .configure(calls::configure)
+    .configure(webhooks::configure);
 }
 
 /// The answer for any path no route claims.

@@ -1,0 +1,271 @@
+//! Queries on `calls`, `call_keys` and `call_events`. [`store_event`] is the one way a call's
+//! status changes: one immediate transaction that finds or creates the call, records the event
+//! and moves the status with a conditional update on its rank.
+
+use diesel::prelude::*;
+
+use super::DbConn;
+use super::models::{Call, CallEventRow, NewCallEvent, NewCallKey};
+use crate::calls::{CallEvent, CallTarget, CompanyChoice, StoredEvent, TERMINAL_RANK};
+use crate::ids::CompanyId;
+
+/// Why an event could not be stored, besides a database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A [`CallTarget::Id`] that is not a call of the event's company.
+    #[error("no such call")]
+    UnknownCall,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Stores one event and applies it if it moves the call forward. `new_call_id` is the id a
+/// call created by this event gets.
+pub fn store_event(
+    conn: &mut DbConn,
+    event: &CallEvent,
+    new_call_id: &str,
+) -> Result<StoredEvent, StoreError> {
+    conn.immediate_transaction(|conn| {
+        let company = resolve_company(conn, event)?;
+        let existing = match &event.target {
+            CallTarget::Id(id) => Some(find(conn, &company, id)?.ok_or(StoreError::UnknownCall)?),
+            CallTarget::Keys(keys) => find_by_keys(conn, &company, keys)?,
+        };
+        let (call, previous_status, applied) = match existing {
+            None => (create(conn, &company, event, new_call_id)?, None, true),
+            Some(call) => {
+                let previous = call.status.clone();
+                let applied = advance(conn, &call, event)?;
+                let call = if applied { reload(conn, &call.id)? } else { call };
+                (call, Some(previous), applied)
+            }
+        };
+        if let CallTarget::Keys(keys) = &event.target {
+            link_keys(conn, &company, &call.id, keys)?;
+        }
+        let payload = event.payload.to_string();
+        diesel::insert_into(super::schema::call_events::table)
+            .values(NewCallEvent {
+                call_id: &call.id,
+                provider: &event.provider,
+                status: event.status.as_str(),
+                sequence: event.sequence,
+                applied,
+                payload: &payload,
+                received_at: event.received_at,
+            })
+            .execute(conn)?;
+        Ok(StoredEvent {
+            call,
+            previous_status,
+            applied,
+            data: event.data.clone(),
+            received_at: event.received_at,
+        })
+    })
+}
+
+/// The company named by the event, or the one that registered one of its keys.
+fn resolve_company(conn: &mut DbConn, event: &CallEvent) -> QueryResult<String> {
+    let fallback = match &event.company {
+        CompanyChoice::Known(company) => return Ok(company.to_string()),
+        CompanyChoice::RegisteredElse(fallback) => fallback,
+    };
+    if let CallTarget::Keys(keys) = &event.target {
+        use super::schema::call_keys::dsl as k;
+        for (provider, external_id) in keys {
+            let companies: Vec<String> = k::call_keys
+                .filter(k::provider.eq(provider))
+                .filter(k::external_id.eq(external_id))
+                .select(k::company)
+                .limit(2)
+                .load(conn)?;
+            // Only an unambiguous registration decides; two companies claiming the same id
+            // fall back to the default rather than guess.
+            if let [company] = companies.as_slice() {
+                return Ok(company.clone());
+            }
+        }
+    }
+    Ok(fallback.to_string())
+}
+
+fn find_by_keys(
+    conn: &mut DbConn,
+    company: &str,
+    keys: &[(String, String)],
+) -> QueryResult<Option<Call>> {
+    use super::schema::call_keys::dsl as k;
+    for (provider, external_id) in keys {
+        let call_id: Option<String> = k::call_keys
+            .filter(k::company.eq(company))
+            .filter(k::provider.eq(provider))
+            .filter(k::external_id.eq(external_id))
+            .select(k::call_id)
+            .first(conn)
+            .optional()?;
+        if let Some(call_id) = call_id {
+            return reload(conn, &call_id).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+fn link_keys(
+    conn: &mut DbConn,
+    company: &str,
+    call_id: &str,
+    keys: &[(String, String)],
+) -> QueryResult<()> {
+    let rows: Vec<NewCallKey<'_>> = keys
+        .iter()
+        .map(|(provider, external_id)| NewCallKey { company, provider, external_id, call_id })
+        .collect();
+    diesel::insert_or_ignore_into(super::schema::call_keys::table).values(&rows).execute(conn)?;
+    Ok(())
+}
+
+fn create(conn: &mut DbConn, company: &str, event: &CallEvent, id: &str) -> QueryResult<Call> {
+    let terminal = event.status.is_terminal();
+    let call = Call {
+        id: id.to_owned(),
+        company: company.to_owned(),
+        provider: event.provider.clone(),
+        provider_call_id: event.provider_call_id.clone(),
+        owner_id: event.owner_id.clone(),
+        parties: serde_json::to_string(&event.parties).unwrap_or_else(|_| "[]".into()),
+        direction: event.direction.clone(),
+        from_number: event.from.clone(),
+        to_number: event.to.clone(),
+        status: event.status.as_str().to_owned(),
+        status_rank: event.status.rank(),
+        ended_reason: if terminal { event.ended_reason.clone() } else { None },
+        last_sequence: event.sequence,
+        created_at: event.received_at,
+        updated_at: event.received_at,
+        ended_at: terminal.then_some(event.received_at),
+    };
+    diesel::insert_into(super::schema::calls::table).values(&call).execute(conn)?;
+    Ok(call)
+}
+
+/// The conditional update: only when the event's rank is ahead of the stored one, the call is
+/// not terminal, and (for sequenced providers) the sequence number is newer. Details the call
+/// lacks (owner, numbers, direction) are filled in from the event.
+fn advance(conn: &mut DbConn, call: &Call, event: &CallEvent) -> QueryResult<bool> {
+    use super::schema::calls::dsl as c;
+    let rank = event.status.rank();
+    let terminal = event.status.is_terminal();
+    let mut query = diesel::update(c::calls)
+        .filter(c::id.eq(&call.id))
+        .filter(c::status_rank.lt(rank))
+        .filter(c::status_rank.lt(TERMINAL_RANK))
+        .into_boxed();
+    if let Some(sequence) = event.sequence {
+        query = query.filter(c::last_sequence.is_null().or(c::last_sequence.lt(sequence)));
+    }
+    // Inside this immediate transaction the row cannot change under us, so filling gaps from
+    // the row we read is safe; the rank filter above is what keeps racing writers forward-only.
+    let changed = query
+        .set((
+            c::status.eq(event.status.as_str()),
+            c::status_rank.eq(rank),
+            c::ended_reason.eq(if terminal { event.ended_reason.clone() } else { None }),
+            c::last_sequence.eq(event.sequence.or(call.last_sequence)),
+            c::updated_at.eq(event.received_at),
+            c::ended_at.eq(terminal.then_some(event.received_at)),
+            c::owner_id.eq(call.owner_id.clone().or_else(|| event.owner_id.clone())),
+            c::direction.eq(call.direction.clone().or_else(|| event.direction.clone())),
+            c::from_number.eq(call.from_number.clone().or_else(|| event.from.clone())),
+            c::to_number.eq(call.to_number.clone().or_else(|| event.to.clone())),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+fn reload(conn: &mut DbConn, id: &str) -> QueryResult<Call> {
+    use super::schema::calls::dsl as c;
+    c::calls.filter(c::id.eq(id)).select(Call::as_select()).first(conn)
+}
+
+/// A call of `company` by id.
+pub fn find(conn: &mut DbConn, company: &str, id: &str) -> QueryResult<Option<Call>> {
+    use super::schema::calls::dsl as c;
+    c::calls
+        .filter(c::id.eq(id))
+        .filter(c::company.eq(company))
+        .select(Call::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A call of `company` registered or reported under `(provider, external_id)`.
+pub fn find_by_key(
+    conn: &mut DbConn,
+    company: &CompanyId,
+    provider: &str,
+    external_id: &str,
+) -> QueryResult<Option<Call>> {
+    find_by_keys(conn, company.as_str(), &[(provider.to_owned(), external_id.to_owned())])
+}
+
+/// A call's event log, oldest first.
+pub fn events(conn: &mut DbConn, call_id: &str) -> QueryResult<Vec<CallEventRow>> {
+    use super::schema::call_events::dsl as e;
+    e::call_events
+        .filter(e::call_id.eq(call_id))
+        .order(e::id.asc())
+        .select(CallEventRow::as_select())
+        .load(conn)
+}
+
+/// Where a page of calls starts: strictly older than `(created_at, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    /// The opaque form clients send back as `before`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at, self.id)
+    }
+
+    pub fn decode(value: &str) -> Option<Self> {
+        let (created_at, id) = value.split_once('.')?;
+        Some(Self { created_at: created_at.parse().ok()?, id: id.to_owned() })
+    }
+}
+
+/// A page of a company's calls, newest first; also returns the cursor of the next page.
+pub fn list(
+    conn: &mut DbConn,
+    company: &str,
+    status: Option<&str>,
+    before: Option<&Cursor>,
+    limit: i64,
+) -> QueryResult<(Vec<Call>, Option<Cursor>)> {
+    use super::schema::calls::dsl as c;
+    let mut query = c::calls.filter(c::company.eq(company)).select(Call::as_select()).into_boxed();
+    if let Some(status) = status {
+        query = query.filter(c::status.eq(status.to_owned()));
+    }
+    if let Some(cursor) = before {
+        query = query.filter(
+            c::created_at
+                .lt(cursor.created_at)
+                .or(c::created_at.eq(cursor.created_at).and(c::id.lt(cursor.id.clone()))),
+        );
+    }
+    let mut page: Vec<Call> =
+        query.order((c::created_at.desc(), c::id.desc())).limit(limit + 1).load(conn)?;
+    let next = if page.len() as i64 > limit {
+        page.truncate(limit as usize);
+        page.last().map(|call| Cursor { created_at: call.created_at, id: call.id.clone() })
+    } else {
+        None
+    };
+    Ok((page, next))
+}

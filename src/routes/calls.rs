@@ -1,0 +1,215 @@
+//! Calls over REST (PROTOCOL.md §6): registration and status updates by services, listing and
+//! reading (with the event log) by agents and admins. Always the caller's company only.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Caller, Role};
+use crate::calls::{self, CallEvent, CallJson, CallStatus, CallTarget, CompanyChoice, RecordError};
+use crate::db::{self, calls::Cursor};
+use crate::error::AppError;
+use crate::ids::UserId;
+use crate::protocol::timestamp_from_millis;
+use crate::state::AppState;
+
+/// Default and largest page of `GET /api/v1/calls`.
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 200;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/calls", web::post().to(register))
+        .route("/api/v1/calls", web::get().to(list))
+        .route("/api/v1/calls/{id}", web::get().to(read))
+        .route("/api/v1/calls/{id}/status", web::post().to(update_status));
+}
+
+const READERS: &[Role] = &[Role::Agent, Role::Admin];
+
+fn record_error(e: RecordError) -> AppError {
+    match e {
+        RecordError::Storage(e) => AppError::storage(e),
+        RecordError::UnknownCall => AppError::not_found("call"),
+    }
+}
+
+/// A short id of the caller's choosing (provider names, provider call ids).
+fn checked(value: &str, what: &'static str, max: usize) -> Result<String, AppError> {
+    let ok = !value.is_empty() && value.len() <= max && !value.chars().any(char::is_control);
+    ok.then(|| value.to_owned()).ok_or_else(|| {
+        AppError::invalid_message(format!("{what} must be 1-{max} printable characters"))
+    })
+}
+
+#[derive(Deserialize)]
+struct RegisterRequest {
+    provider: String,
+    provider_call_id: String,
+    owner_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    direction: Option<String>,
+}
+
+/// Registers a call before its provider reports it (status `queued`). Registering the same
+/// provider call again answers the existing call (200) instead of a new one (201).
+async fn register(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, AppError> {
+    let identity = caller.require(&[Role::Service])?;
+    let body = body.into_inner();
+    let provider = checked(&body.provider.to_ascii_lowercase(), "provider", 32)?;
+    let provider_call_id = checked(&body.provider_call_id, "provider_call_id", 128)?;
+    let owner_id = body
+        .owner_id
+        .map(|o| {
+            UserId::parse(&o)
+                .map(|u| u.to_string())
+                .ok_or_else(|| AppError::invalid_message("owner_id is not a valid id"))
+        })
+        .transpose()?;
+    let event = CallEvent {
+        company: CompanyChoice::Known(identity.company.clone()),
+        target: CallTarget::Keys(vec![(provider.clone(), provider_call_id.clone())]),
+        provider,
+        status: CallStatus::Queued,
+        ended_reason: None,
+        sequence: None,
+        owner_id,
+        direction: body.direction.as_deref().and_then(crate::telephony::normalize_direction),
+        from: body.from,
+        to: body.to,
+        provider_call_id: Some(provider_call_id),
+        parties: Vec::new(),
+        payload: json!({"registered_by": identity.user.id}),
+        data: json!({"registered": true}),
+        received_at: calls::now_millis(),
+    };
+    let stored =
+        calls::record(&state.pool, &state.hubs.calls, event).await.map_err(record_error)?;
+    let created = stored.previous_status.is_none();
+    let mut answer = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(answer.json(CallJson::from(&stored.call)))
+}
+
+#[derive(Deserialize)]
+struct StatusRequest {
+    status: String,
+    ended_reason: Option<String>,
+    data: Option<Value>,
+}
+
+/// A status report for a call from any other provider; answers whether it was applied.
+async fn update_status(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<StatusRequest>,
+) -> Result<HttpResponse, AppError> {
+    let identity = caller.require(&[Role::Service])?;
+    let body = body.into_inner();
+    let status = CallStatus::parse(&body.status).ok_or_else(|| {
+        AppError::invalid_message(
+            "status must be queued, initiated, ringing, in-progress, ended or failed",
+        )
+    })?;
+    let data = body.data.unwrap_or(Value::Null);
+    let event = CallEvent {
+        company: CompanyChoice::Known(identity.company.clone()),
+        target: CallTarget::Id(id.into_inner()),
+        provider: format!("rest:{}", identity.user.id),
+        status,
+        ended_reason: body.ended_reason,
+        sequence: None,
+        owner_id: None,
+        direction: None,
+        from: None,
+        to: None,
+        provider_call_id: None,
+        parties: Vec::new(),
+        payload: json!({"status": status.as_str(), "data": data}),
+        data,
+        received_at: calls::now_millis(),
+    };
+    let stored =
+        calls::record(&state.pool, &state.hubs.calls, event).await.map_err(record_error)?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"applied": stored.applied, "call": CallJson::from(&stored.call)})))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+/// The caller's company's calls, newest first, a page at a time.
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let identity = caller.require(READERS)?;
+    let query = query.into_inner();
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            CallStatus::parse(s)
+                .ok_or_else(|| AppError::invalid_message("unknown status"))?
+                .as_str(),
+        ),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::invalid_message(format!("limit must be 1-{MAX_PAGE}")));
+    }
+    let before = match query.before.as_deref() {
+        None | Some("") => None,
+        Some(b) => Some(
+            Cursor::decode(b)
+                .ok_or_else(|| AppError::invalid_message("before is not a cursor from this API"))?,
+        ),
+    };
+    let company = identity.company.to_string();
+    let (page, next) = db::run(&state.pool, move |conn| {
+        db::calls::list(conn, &company, status, before.as_ref(), limit)
+    })
+    .await?;
+    let calls: Vec<CallJson<'_>> = page.iter().map(CallJson::from).collect();
+    Ok(HttpResponse::Ok().json(json!({"calls": calls, "next_cursor": next.map(|c| c.encode())})))
+}
+
+/// One call with its event log.
+async fn read(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let identity = caller.require(READERS)?;
+    let company = identity.company.to_string();
+    let id = id.into_inner();
+    let found = db::run(&state.pool, move |conn| {
+        let Some(call) = db::calls::find(conn, &company, &id)? else { return Ok(None) };
+        let events = db::calls::events(conn, &call.id)?;
+        Ok(Some((call, events)))
+    })
+    .await?;
+    let (call, events) = found.ok_or_else(|| AppError::not_found("call"))?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "status": e.status,
+                "received_at": timestamp_from_millis(e.received_at),
+                "applied": e.applied,
+                "payload": serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    let mut answer = serde_json::to_value(CallJson::from(&call)).map_err(AppError::internal)?;
+    answer["events"] = Value::Array(events);
+    Ok(HttpResponse::Ok().json(answer))
+}

@@ -1,0 +1,199 @@
+//! Telephony webhooks (PROTOCOL.md §6): Twilio status callbacks and Vapi server messages.
+//! A webhook answers 2xx only after its event is committed; a storage failure answers 503 so
+//! the provider retries, and the transaction leaves nothing half-written.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use crate::calls::{self, CallEvent, CallStatus, CallTarget, CompanyChoice, RecordError};
+use crate::error::{AppError, ErrorCode};
+use crate::ids::{CompanyId, UserId};
+use crate::state::AppState;
+use crate::telephony::{twilio, vapi};
+
+/// Vapi's end-of-call reports carry transcripts; accept them whole rather than lose them.
+const VAPI_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/webhooks/twilio", web::post().to(twilio_status)).service(
+        web::resource("/api/v1/webhooks/vapi")
+            .app_data(web::PayloadConfig::new(VAPI_BODY_LIMIT))
+            .route(web::post().to(vapi_message)),
+    );
+}
+
+fn not_configured(provider: &str) -> AppError {
+    AppError::new(
+        ErrorCode::ProviderNotConfigured,
+        format!("{provider} is not configured on this hub"),
+    )
+}
+
+fn invalid_signature() -> AppError {
+    AppError::new(ErrorCode::InvalidSignature, "missing or invalid webhook signature")
+}
+
+/// Stores the event; a storage failure becomes 503 `storage_unavailable`.
+async fn record(state: &AppState, event: CallEvent) -> Result<calls::StoredEvent, AppError> {
+    calls::record(&state.pool, &state.hubs.calls, event).await.map_err(|e| match e {
+        RecordError::Storage(e) => AppError::storage(e),
+        RecordError::UnknownCall => AppError::not_found("call"),
+    })
+}
+
+/// A company or user id from a signed URL or trusted metadata; malformed ones are refused.
+fn parse_company(value: &str) -> Result<CompanyId, AppError> {
+    CompanyId::parse(value).ok_or_else(|| AppError::invalid_message("company is not a valid id"))
+}
+
+fn parse_owner(value: Option<&str>) -> Result<Option<String>, AppError> {
+    value
+        .map(|v| {
+            UserId::parse(v)
+                .map(|u| u.to_string())
+                .ok_or_else(|| AppError::invalid_message("owner is not a valid id"))
+        })
+        .transpose()
+}
+
+/// `POST /api/v1/webhooks/twilio`: a voice status callback, form-encoded.
+async fn twilio_status(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let token =
+        state.settings.twilio_auth_token.as_ref().ok_or_else(|| not_configured("Twilio"))?;
+    let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    // The URL Twilio signed: our public URL, the path and the raw query exactly as sent.
+    let uri = req.uri();
+    let url = match uri.query() {
+        Some(query) => format!("{}{}?{query}", state.public_url, uri.path()),
+        None => format!("{}{}", state.public_url, uri.path()),
+    };
+    let given = req.headers().get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !twilio::signature_matches(token.expose(), &url, &params, given) {
+        return Err(invalid_signature());
+    }
+    let callback = twilio::parse_callback(&params).map_err(AppError::invalid_message)?;
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| AppError::invalid_message(e.to_string()))?
+        .into_inner();
+    let company = match query.get("company") {
+        Some(company) => CompanyChoice::Known(parse_company(company)?),
+        None => CompanyChoice::RegisteredElse(default_company(&state)?),
+    };
+    let event = CallEvent {
+        company,
+        target: CallTarget::Keys(vec![("twilio".into(), callback.call_sid.clone())]),
+        provider: "twilio".into(),
+        status: callback.status,
+        ended_reason: callback.ended_reason,
+        sequence: callback.sequence,
+        owner_id: parse_owner(query.get("owner").map(String::as_str))?,
+        direction: callback.direction,
+        from: callback.from,
+        to: callback.to,
+        provider_call_id: Some(callback.call_sid),
+        parties: Vec::new(),
+        payload: callback.params.clone(),
+        data: callback.params,
+        received_at: calls::now_millis(),
+    };
+    record(&state, event).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn default_company(state: &AppState) -> Result<CompanyId, AppError> {
+    CompanyId::parse(&state.settings.default_company)
+        .ok_or_else(|| AppError::internal("--default-company is not a valid id"))
+}
+
+/// `POST /api/v1/webhooks/vapi`: a Vapi server message.
+async fn vapi_message(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let secret = state.settings.vapi_secret.as_ref().ok_or_else(|| not_configured("Vapi"))?;
+    if !vapi::secret_matches(&req, secret.expose()) {
+        return Err(invalid_signature().with_status(StatusCode::UNAUTHORIZED));
+    }
+    let message: Value = serde_json::from_slice(&body)
+        .map_err(|e| AppError::invalid_message(format!("invalid JSON body: {e}")))?;
+    match vapi::parse(&message).map_err(AppError::invalid_message)? {
+        vapi::VapiMessage::Status(report) => {
+            let Some(status) = report.status else {
+                log::info!(
+                    "vapi call {}: status with no place in our model, acknowledged",
+                    report.vapi_call_id
+                );
+                return Ok(HttpResponse::Ok().json(json!({})));
+            };
+            record(&state, vapi_event(&state, *report, status, message)?).await?;
+            Ok(HttpResponse::Ok().json(json!({})))
+        }
+        vapi::VapiMessage::ToolCalls { .. } => {
+            Ok(HttpResponse::Ok().json(unavailable_tool_results(&message)))
+        }
+        vapi::VapiMessage::Other(kind) => {
+            log::debug!("vapi message '{kind}' acknowledged");
+            Ok(HttpResponse::Ok().json(json!({})))
+        }
+    }
+}
+
+fn vapi_event(
+    state: &AppState,
+    report: vapi::StatusReport,
+    status: CallStatus,
+    payload: Value,
+) -> Result<CallEvent, AppError> {
+    let mut keys = vec![("vapi".to_owned(), report.vapi_call_id.clone())];
+    if let Some(sid) = &report.twilio_call_sid {
+        keys.push(("twilio".to_owned(), sid.clone()));
+    }
+    let company = match &report.company {
+        Some(company) => CompanyChoice::Known(parse_company(company)?),
+        None => CompanyChoice::RegisteredElse(default_company(state)?),
+    };
+    Ok(CallEvent {
+        company,
+        target: CallTarget::Keys(keys),
+        provider: "vapi".into(),
+        status,
+        ended_reason: report.ended_reason,
+        sequence: None,
+        owner_id: parse_owner(report.owner_id.as_deref())?,
+        direction: report.direction,
+        from: report.from,
+        to: report.to,
+        provider_call_id: Some(report.vapi_call_id),
+        parties: Vec::new(),
+        payload,
+        data: report.data,
+        received_at: calls::now_millis(),
+    })
+}
+
+/// Until the calendar tool answers them, every tool call gets an error result (Vapi wants
+/// HTTP 200 with a result per `toolCallId`, never an HTTP error).
+fn unavailable_tool_results(message: &Value) -> Value {
+    let list = message
+        .pointer("/message/toolCallList")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let results: Vec<Value> = list
+        .iter()
+        .filter_map(|call| {
+            let id = call.get("id")?.as_str()?;
+            let name = call.pointer("/function/name").or_else(|| call.get("name")).and_then(Value::as_str).unwrap_or("");
+            Some(json!({"toolCallId": id, "name": name, "error": "the calendar tool is not available on this hub"}))
+        })
+        .collect();
+    json!({ "results": results })
+}
