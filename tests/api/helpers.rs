@@ -57,21 +57,21 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
     let _ = env_logger::builder().is_test(true).try_init();
     let heartbeat = HEARTBEAT_MS.to_string();
     let timeout = CLIENT_TIMEOUT_MS.to_string();
-    let mut args = vec![
-        "switchboard",
-        "--bind",
-        "127.0.0.1:0",
-        "--database-url",
-        &db_url,
-        "--heartbeat-interval-ms",
-        &heartbeat,
-        "--client-timeout-ms",
-        &timeout,
-        "--auth-timeout-ms",
-        "500",
-        "--workers",
-        "2",
+    let defaults = [
+        ["--bind", "127.0.0.1:0"],
+        ["--database-url", &db_url],
+        ["--heartbeat-interval-ms", &heartbeat],
+        ["--client-timeout-ms", &timeout],
+        ["--auth-timeout-ms", "500"],
+        ["--workers", "2"],
     ];
+    // A flag may be given once: `extra` replaces the default of the same name.
+    let mut args = vec!["switchboard"];
+    for [flag, value] in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
     args.extend_from_slice(extra);
     let settings = Settings::from_args(args).expect("test settings parse");
     let app = Application::build(settings).await.expect("server builds");

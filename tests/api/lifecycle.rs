@@ -70,7 +70,9 @@ async fn a_silent_client_times_out_and_leaves_nothing_behind() {
 
 #[actix_web::test]
 async fn a_slow_consumer_is_evicted_and_closed_with_4009() {
-    let app = spawn_app_with(&["--session-queue", "8"]).await;
+    // A long client timeout: the paused client answers no pings, and this test is about the
+    // eviction, not the heartbeat.
+    let app = spawn_app_with(&["--session-queue", "8", "--client-timeout-ms", "10000"]).await;
     let (mut watcher, mut slow) = watched_pair(&app).await;
     let service = app.token("crm", Role::Service, "acme");
     let payload = "z".repeat(48 * 1024); // under the 64 KiB REST body limit
