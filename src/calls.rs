@@ -172,7 +172,16 @@ pub async fn record(
     call_hub: &Addr<CallHub>,
     event: CallEvent,
 ) -> Result<StoredEvent, RecordError> {
-    let new_call_id = uuid::Uuid::new_v4().simple().to_string();
+    record_as(pool, call_hub, event, uuid::Uuid::new_v4().simple().to_string()).await
+}
+
+/// [`record`], with the id a call created by this event gets (browser calls choose their own).
+pub async fn record_as(
+    pool: &DbPool,
+    call_hub: &Addr<CallHub>,
+    event: CallEvent,
+    new_call_id: String,
+) -> Result<StoredEvent, RecordError> {
     let stored =
         db::run(pool, move |conn| match db::calls::store_event(conn, &event, &new_call_id) {
             Ok(stored) => Ok(Some(stored)),

@@ -86,6 +86,28 @@ pub enum ClientMessage {
     AgentStatus {
         status: AgentStatus,
     },
+    CallRequest {
+        note: Option<String>,
+    },
+    CallAccept {
+        call_id: String,
+    },
+    CallEnd {
+        call_id: String,
+        reason: Option<String>,
+    },
+    WebrtcOffer {
+        call_id: String,
+        sdp: Value,
+    },
+    WebrtcAnswer {
+        call_id: String,
+        sdp: Value,
+    },
+    IceCandidate {
+        call_id: String,
+        candidate: Value,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -238,6 +260,44 @@ pub enum ServerMessage<'a> {
         data: &'a Value,
         from: &'a UserRef,
     },
+    CallQueued {
+        call_id: &'a str,
+        position: usize,
+    },
+    IncomingCall {
+        call_id: &'a str,
+        customer: &'a UserRef,
+        note: Option<&'a str>,
+    },
+    CallAccepted {
+        call_id: &'a str,
+        agent: &'a UserRef,
+    },
+    CallTaken {
+        call_id: &'a str,
+        by: &'a UserRef,
+    },
+    CallEnded {
+        call_id: &'a str,
+        reason: &'a str,
+        /// `None` when the hub ended it (no answer, connection lost).
+        by: Option<&'a UserRef>,
+    },
+    WebrtcOffer {
+        call_id: &'a str,
+        sdp: &'a Value,
+        from: &'a UserRef,
+    },
+    WebrtcAnswer {
+        call_id: &'a str,
+        sdp: &'a Value,
+        from: &'a UserRef,
+    },
+    IceCandidate {
+        call_id: &'a str,
+        candidate: &'a Value,
+        from: &'a UserRef,
+    },
     CallStatusChanged {
         call_id: &'a str,
         status: &'a str,
@@ -286,6 +346,12 @@ pub fn encode_reply(message: &ServerMessage<'_>, reference: Option<&Value>) -> F
 /// An `error` frame with `code`, a human message and the request's `ref`.
 pub fn error_frame(code: ErrorCode, message: &str, reference: Option<&Value>) -> Frame {
     encode_reply(&ServerMessage::Error { code, message }, reference)
+}
+
+/// Client text shown on other people's screens: trimmed, without control characters, cut to
+/// `max_chars`.
+pub fn clean_text(raw: &str, max_chars: usize) -> String {
+    raw.trim().chars().filter(|c| !c.is_control()).take(max_chars).collect()
 }
 
 /// RFC 3339 in UTC with milliseconds, the form every timestamp on the wire takes.

@@ -14,6 +14,7 @@ use base64::Engine;
 use crate::auth::{ExternalIssuer, PasswordHasher, TokenService};
 use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbError, DbPool};
+use crate::hubs::calls::CallSettings;
 use crate::hubs::presence::CloseAll;
 use crate::hubs::{HubLimits, Hubs};
 use crate::state::{AppState, AuthLimits, SessionConfig};
@@ -92,10 +93,16 @@ impl Application {
         let address = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
 
-        let hubs = Hubs::start(HubLimits {
+        let limits = HubLimits {
             max_connections_per_user: settings.max_connections_per_user as usize,
             max_rooms_per_connection: settings.max_rooms_per_connection as usize,
-        });
+            calls: CallSettings {
+                queue_timeout: Duration::from_millis(settings.queue_timeout_ms),
+                grace: Duration::from_millis(settings.call_grace_ms),
+                max_queued_per_company: settings.max_queued_calls as usize,
+            },
+        };
+        let hubs = Hubs::start(limits, pool.clone());
         let session = Arc::new(SessionConfig {
             hubs: hubs.clone(),
             tokens: Arc::clone(&tokens),

@@ -102,7 +102,7 @@ impl Identity {
 
 /// Trims a display name and cuts it to [`MAX_NAME_CHARS`], dropping control characters.
 pub fn clean_display_name(raw: &str) -> String {
-    raw.trim().chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect()
+    crate::protocol::clean_text(raw, MAX_NAME_CHARS)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! Delivery is bounded: hubs use `try_send`, and a session whose mailbox is full (it holds
 //! `--session-queue` frames) is a slow consumer. The hub that notices drops it from its own maps
 //! at once and asks the [`PresenceHub`] to evict it; the PresenceHub removes it from the
-//! directory, tells every subscribed hub ([`ConnectionClosed`]) and asks the session to close
+//! directory, tells every subscribed hub ([`PresenceEvent`]) and asks the session to close
 //! with 4009. A session that ends normally takes the same road from its `stopping()`.
 
 pub mod calls;
@@ -15,6 +15,7 @@ pub mod rooms;
 use actix::dev::SendError;
 use actix::prelude::*;
 
+use crate::db::DbPool;
 use crate::ids::{CompanyId, ConnId, UserId};
 use crate::protocol::{CloseCode, Frame};
 
@@ -27,6 +28,7 @@ pub use rooms::RoomHub;
 pub struct HubLimits {
     pub max_connections_per_user: usize,
     pub max_rooms_per_connection: usize,
+    pub calls: calls::CallSettings,
 }
 
 /// Addresses of every hub, started once at startup and shared through `web::Data`.
@@ -39,12 +41,12 @@ pub struct Hubs {
 
 impl Hubs {
     /// Starts every hub on the current arbiter and wires their subscriptions.
-    pub fn start(limits: HubLimits) -> Self {
+    pub fn start(limits: HubLimits, pool: DbPool) -> Self {
         let presence = PresenceHub::new(limits.max_connections_per_user).start();
         let rooms = RoomHub::new(presence.clone(), limits.max_rooms_per_connection).start();
-        presence
-            .do_send(presence::SubscribeConnectionClosed { subscriber: rooms.clone().recipient() });
-        let calls = CallHub::new(presence.clone()).start();
+        let calls = CallHub::new(presence.clone(), pool, limits.calls).start();
+        presence.do_send(presence::Subscribe { subscriber: rooms.clone().recipient() });
+        presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });
         Self { presence, rooms, calls }
     }
 }
@@ -64,13 +66,18 @@ pub struct CloseConnection {
     pub reason: &'static str,
 }
 
-/// Told by the PresenceHub to every subscribed hub when a connection is gone for good
-/// (closed, dropped, timed out or evicted). Handlers must be idempotent.
-#[derive(Message, Clone)]
+/// Told by the PresenceHub to every subscribed hub. Handlers must be idempotent.
+#[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct ConnectionClosed {
-    pub company: CompanyId,
-    pub conn: ConnId,
+pub enum PresenceEvent {
+    /// A connection is gone for good (closed, dropped, timed out or evicted). Announced even
+    /// when it was already removed, so a hub it talked to after its eviction forgets it too.
+    ConnectionClosed { company: CompanyId, conn: ConnId },
+    /// A user's last connection is gone.
+    UserOffline { company: CompanyId, user_id: UserId },
+    /// An agent is available: a connection opened with status `available`, or the status was
+    /// set to `available`.
+    AgentAvailable { company: CompanyId, user_id: UserId },
 }
 
 /// How a hub reaches one connection.

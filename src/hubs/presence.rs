@@ -4,7 +4,8 @@
 //! - a session sends [`Connect`] when it has authenticated and [`Disconnect`] from `stopping()`;
 //! - other hubs send [`EvictSlowConsumer`] when a connection's mailbox is full;
 //! - every removal, however it happened, is announced to the subscribed hubs as
-//!   [`ConnectionClosed`], so they forget the connection too.
+//!   [`PresenceEvent`], so they forget the connection too (a user's last connection and an
+//!   agent becoming available are announced the same way).
 //!
 //! It also delivers to a user's connections and to "the company's agents" (every connection of
 //! an agent or admin) for the other hubs and the REST handlers. Presence is per user: a second
@@ -17,7 +18,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{ConnectionClosed, ConnectionHandle, SlowConsumer, fan_out};
+use super::{ConnectionHandle, PresenceEvent, SlowConsumer, fan_out};
 use crate::ids::{CompanyId, ConnId, UserId};
 use crate::protocol::{
     AgentStatus, CloseCode, Frame, OnlineUser, ServerMessage, UserRef, encode, encode_reply,
@@ -27,7 +28,7 @@ use crate::protocol::{
 pub struct PresenceHub {
     companies: HashMap<CompanyId, Directory>,
     max_connections_per_user: usize,
-    subscribers: Vec<Recipient<ConnectionClosed>>,
+    subscribers: Vec<Recipient<PresenceEvent>>,
     online_users: usize,
     connections: usize,
 }
@@ -71,10 +72,10 @@ impl PresenceHub {
         mut pending: Vec<(UserId, ConnId, bool)>,
     ) {
         while let Some((user_id, conn, evicted)) = pending.pop() {
-            let closed = ConnectionClosed { company: company.clone(), conn };
-            for subscriber in &self.subscribers {
-                subscriber.do_send(closed.clone());
-            }
+            announce(
+                &self.subscribers,
+                PresenceEvent::ConnectionClosed { company: company.clone(), conn },
+            );
             let Some(directory) = self.companies.get_mut(company) else {
                 continue;
             };
@@ -97,6 +98,11 @@ impl PresenceHub {
                 continue;
             };
             self.online_users -= 1;
+            let user_id = gone.user.id.clone();
+            announce(
+                &self.subscribers,
+                PresenceEvent::UserOffline { company: company.clone(), user_id },
+            );
             let frame = encode(&ServerMessage::PresenceChanged { user: &gone.user, online: false });
             let mut slow = Vec::new();
             fan_out(directory.staff.values().map(|(u, h)| (u, h)), &frame, &mut slow);
@@ -124,6 +130,13 @@ impl PresenceHub {
     ) -> Option<&ConnectionHandle> {
         let entry = self.companies.get(company)?.users.get(user_id)?;
         entry.connections.get(&conn).map(|c| &c.handle)
+    }
+}
+
+/// Tells every subscribed hub; a free function so it can run while a directory is borrowed.
+fn announce(subscribers: &[Recipient<PresenceEvent>], event: PresenceEvent) {
+    for subscriber in subscribers {
+        subscriber.do_send(event.clone());
     }
 }
 
@@ -177,7 +190,18 @@ impl Handler<Connect> for PresenceHub {
             fan_out(directory.staff.values().map(|(u, h)| (u, h)), &frame, &mut slow);
         }
         if is_staff {
+            let available = directory
+                .users
+                .get(&msg.user.id)
+                .is_some_and(|e| e.status == Some(AgentStatus::Available));
             directory.staff.insert(conn, (msg.user.id.clone(), msg.handle));
+            if available {
+                let user_id = msg.user.id.clone();
+                announce(
+                    &self.subscribers,
+                    PresenceEvent::AgentAvailable { company: msg.company.clone(), user_id },
+                );
+            }
         }
         self.evict(&msg.company, slow);
         Ok(())
@@ -220,17 +244,17 @@ impl Handler<EvictSlowConsumer> for PresenceHub {
     }
 }
 
-/// Registers a hub that must hear about every connection that goes away.
+/// Registers a hub that must hear about every [`PresenceEvent`].
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SubscribeConnectionClosed {
-    pub subscriber: Recipient<ConnectionClosed>,
+pub struct Subscribe {
+    pub subscriber: Recipient<PresenceEvent>,
 }
 
-impl Handler<SubscribeConnectionClosed> for PresenceHub {
+impl Handler<Subscribe> for PresenceHub {
     type Result = ();
 
-    fn handle(&mut self, msg: SubscribeConnectionClosed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
         self.subscribers.push(msg.subscriber);
     }
 }
@@ -261,6 +285,13 @@ impl Handler<SetAgentStatus> for PresenceHub {
             return;
         }
         entry.status = Some(msg.status);
+        if msg.status == AgentStatus::Available {
+            let user_id = msg.user_id.clone();
+            announce(
+                &self.subscribers,
+                PresenceEvent::AgentAvailable { company: msg.company.clone(), user_id },
+            );
+        }
         let changed =
             ServerMessage::AgentStatusChanged { user_id: &msg.user_id, status: msg.status };
         let frame = encode(&changed);
@@ -342,6 +373,8 @@ impl Handler<DeliverToUser> for PresenceHub {
 #[rtype(result = "usize")]
 pub struct DeliverToStaff {
     pub company: CompanyId,
+    /// Leave out this user's connections (the agent who took a call).
+    pub except_user: Option<UserId>,
     pub frame: Frame,
 }
 
@@ -353,10 +386,50 @@ impl Handler<DeliverToStaff> for PresenceHub {
             return 0;
         };
         let mut slow = Vec::new();
-        let delivered =
-            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &msg.frame, &mut slow);
+        let targets = directory.staff.values().filter(|(u, _)| msg.except_user.as_ref() != Some(u));
+        let delivered = fan_out(targets.map(|(u, h)| (u, h)), &msg.frame, &mut slow);
         self.evict(&msg.company, slow);
         delivered
+    }
+}
+
+/// Delivers a frame to the connections of the company's agents whose status is `available`.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct DeliverToAvailableAgents {
+    pub company: CompanyId,
+    pub frame: Frame,
+}
+
+impl Handler<DeliverToAvailableAgents> for PresenceHub {
+    type Result = usize;
+
+    fn handle(&mut self, msg: DeliverToAvailableAgents, _: &mut Context<Self>) -> usize {
+        let Some(directory) = self.companies.get(&msg.company) else { return 0 };
+        let available = |user_id: &UserId| {
+            directory.users.get(user_id).is_some_and(|e| e.status == Some(AgentStatus::Available))
+        };
+        let mut slow = Vec::new();
+        let targets = directory.staff.values().filter(|(u, _)| available(u));
+        let delivered = fan_out(targets.map(|(u, h)| (u, h)), &msg.frame, &mut slow);
+        self.evict(&msg.company, slow);
+        delivered
+    }
+}
+
+/// Whether a user has at least one connection.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsOnline {
+    pub company: CompanyId,
+    pub user_id: UserId,
+}
+
+impl Handler<IsOnline> for PresenceHub {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsOnline, _: &mut Context<Self>) -> bool {
+        self.companies.get(&msg.company).is_some_and(|d| d.users.contains_key(&msg.user_id))
     }
 }
 

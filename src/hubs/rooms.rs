@@ -3,7 +3,7 @@
 //! Sessions send [`JoinRoom`], [`LeaveRoom`] and [`Publish`]; the hub answers the requesting
 //! connection itself (so a `room_joined` always arrives before that room's first message) and
 //! tells the others. REST publishing uses [`PublishToRoom`]. The PresenceHub tells it when a
-//! connection is gone ([`ConnectionClosed`]), which is the only way a connection leaves every
+//! connection is gone ([`PresenceEvent::ConnectionClosed`]), which is the only way a connection leaves every
 //! room at once.
 //!
 //! Rooms are keyed by company first, so a room name from a client can only ever name a room
@@ -17,7 +17,7 @@ use actix::prelude::*;
 use serde_json::Value;
 
 use super::presence::{EvictSlowConsumer, PresenceHub};
-use super::{ConnectionClosed, ConnectionHandle, SlowConsumer, fan_out};
+use super::{ConnectionHandle, PresenceEvent, SlowConsumer, fan_out};
 use crate::error::ErrorCode;
 use crate::ids::{CompanyId, ConnId, RoomName, UserId};
 use crate::protocol::{ServerMessage, UserRef, encode, encode_reply, error_frame};
@@ -353,10 +353,12 @@ impl Handler<RoomsByConnection> for RoomHub {
     }
 }
 
-impl Handler<ConnectionClosed> for RoomHub {
+impl Handler<PresenceEvent> for RoomHub {
     type Result = ();
 
-    fn handle(&mut self, msg: ConnectionClosed, _: &mut Context<Self>) {
-        self.remove_connections(&msg.company, vec![(msg.conn, None)]);
+    fn handle(&mut self, msg: PresenceEvent, _: &mut Context<Self>) {
+        if let PresenceEvent::ConnectionClosed { company, conn } = msg {
+            self.remove_connections(&company, vec![(conn, None)]);
+        }
     }
 }

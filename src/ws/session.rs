@@ -27,19 +27,26 @@ use serde_json::Value;
 
 use crate::auth::{Identity, Role};
 use crate::error::ErrorCode;
+use crate::hubs::calls::{AcceptCall, EndCall, IsParty, RelaySignal, RequestCall, Signal};
 use crate::hubs::presence::{Connect, Disconnect, SendOnlineUsers, SetAgentStatus};
 use crate::hubs::rooms::{JoinRoom, LeaveRoom, Publish, RoomsByConnection};
 use crate::hubs::{CloseConnection, ConnectionHandle, Deliver};
 use crate::ids::{ConnId, RoomName};
 use crate::limits::{InboundLimiter, Verdict};
 use crate::protocol::{
-    ClientMessage, CloseCode, ConnectionSummary, Request, ServerMessage, UserWithCompany, decode,
-    encode_reply, error_frame, timestamp, timestamp_from_unix,
+    ClientMessage, CloseCode, ConnectionSummary, Request, ServerMessage, UserWithCompany,
+    clean_text, decode, encode_reply, error_frame, timestamp, timestamp_from_unix,
 };
 use crate::state::SessionConfig;
 
 /// The welcome text of the `connected` frame (kept from the systems this hub replaces).
 const WELCOME: &str = "Successfully connected to WebSocket server";
+
+/// Why a customer's `join_room` was refused.
+const CUSTOMER_ROOMS: &str = "customers may only join the rooms of their own calls";
+/// Longest `note` of a `call_request`, and `reason` of a `call_end`, kept.
+const MAX_NOTE_CHARS: usize = 500;
+const MAX_REASON_CHARS: usize = 64;
 
 /// Longest single timer; a token valid for years is re-checked daily instead.
 const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
@@ -214,25 +221,47 @@ impl WsSession {
                 let Some(room) = parse_room(ctx, &room, reference.as_ref()) else {
                     return;
                 };
-                if role == Role::Customer {
-                    // Customers may join only the rooms of calls they are party to; calls are
-                    // not part of this hub yet, so there is no such room to join.
-                    return Self::send_error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        "customers may only join their own call rooms",
-                        reference.as_ref(),
-                    );
-                }
                 let requester = self.connection_handle(ctx);
-                self.config.hubs.rooms.do_send(JoinRoom {
-                    company: identity.company,
+                let join = JoinRoom {
+                    company: identity.company.clone(),
                     room,
-                    user: identity.user,
+                    user: identity.user.clone(),
                     requester,
                     reference,
                     automatic: false,
-                });
+                };
+                if role != Role::Customer {
+                    return self.config.hubs.rooms.do_send(join);
+                }
+                // Customers may join only the rooms of calls they are party to.
+                let Some(call_id) = join.room.call_id().map(str::to_owned) else {
+                    return Self::send_error(
+                        ctx,
+                        ErrorCode::Forbidden,
+                        CUSTOMER_ROOMS,
+                        join.reference.as_ref(),
+                    );
+                };
+                let check =
+                    IsParty { company: identity.company, call_id, user_id: identity.user.id };
+                self.config
+                    .hubs
+                    .calls
+                    .send(check)
+                    .into_actor(self)
+                    .map(move |is_party, act, ctx| {
+                        if is_party.unwrap_or(false) {
+                            act.config.hubs.rooms.do_send(join);
+                        } else {
+                            Self::send_error(
+                                ctx,
+                                ErrorCode::Forbidden,
+                                CUSTOMER_ROOMS,
+                                join.reference.as_ref(),
+                            );
+                        }
+                    })
+                    .spawn(ctx);
             }
             ClientMessage::LeaveRoom { room } => {
                 let Some(room) = parse_room(ctx, &room, reference.as_ref()) else {
@@ -303,9 +332,91 @@ impl WsSession {
                 });
             }
             ClientMessage::GetConnectionInfo => self.send_connection_info(ctx, identity, reference),
+            ClientMessage::CallRequest { note } => {
+                if role != Role::Customer {
+                    return Self::send_error(
+                        ctx,
+                        ErrorCode::Forbidden,
+                        "only customers request calls",
+                        reference.as_ref(),
+                    );
+                }
+                let note = note.map(|n| clean_text(&n, MAX_NOTE_CHARS)).filter(|n| !n.is_empty());
+                let requester = self.connection_handle(ctx);
+                let request = RequestCall {
+                    company: identity.company,
+                    customer: identity.user,
+                    requester,
+                    note,
+                    reference,
+                };
+                self.config.hubs.calls.do_send(request);
+            }
+            ClientMessage::CallAccept { call_id } => {
+                if !role.is_staff() {
+                    return Self::send_error(
+                        ctx,
+                        ErrorCode::Forbidden,
+                        "only agents accept calls",
+                        reference.as_ref(),
+                    );
+                }
+                let requester = self.connection_handle(ctx);
+                let accept = AcceptCall {
+                    company: identity.company,
+                    agent: identity.user,
+                    requester,
+                    call_id,
+                    reference,
+                };
+                self.config.hubs.calls.do_send(accept);
+            }
+            ClientMessage::CallEnd { call_id, reason } => {
+                let reason =
+                    reason.map(|r| clean_text(&r, MAX_REASON_CHARS)).filter(|r| !r.is_empty());
+                let requester = self.connection_handle(ctx);
+                let end = EndCall {
+                    company: identity.company,
+                    user: identity.user,
+                    requester,
+                    call_id,
+                    reason,
+                    reference,
+                };
+                self.config.hubs.calls.do_send(end);
+            }
+            ClientMessage::WebrtcOffer { call_id, sdp } => {
+                self.relay(ctx, identity, call_id, Signal::Offer(sdp), reference)
+            }
+            ClientMessage::WebrtcAnswer { call_id, sdp } => {
+                self.relay(ctx, identity, call_id, Signal::Answer(sdp), reference)
+            }
+            ClientMessage::IceCandidate { call_id, candidate } => {
+                self.relay(ctx, identity, call_id, Signal::Candidate(candidate), reference)
+            }
             // `decode` turns unknown types into an error before they get here.
             ClientMessage::Unknown => {}
         }
+    }
+
+    fn relay(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        identity: Identity,
+        call_id: String,
+        signal: Signal,
+        reference: Option<Value>,
+    ) {
+        let requester = self.connection_handle(ctx);
+        let relay = RelaySignal {
+            company: identity.company,
+            from: identity.user,
+            requester,
+            call_id,
+            signal,
+            reference,
+        };
+        self.config.hubs.calls.do_send(relay);
     }
 
     /// A later `auth` frame: a fresh token for the same user and company extends the
