@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod browser_calls;
 mod calls;
 mod cli;
 mod health;
