@@ -1,0 +1,157 @@
+//! Webhook benchmark: N agents connected to a `switchboard serve` child process; signed Twilio
+//! status callbacks posted at a fixed rate (each one a new call, so each is stored and pushed).
+//! Prints webhooks/s, the webhook's own response time, and webhook→screen latency: from the
+//! moment the POST is sent to the moment each agent's socket has the `call_status_changed`.
+//!
+//! Run: `cargo bench --bench webhooks` (defaults: 100 agents, 200 webhooks/s for 5 s), or
+//! `cargo bench --bench webhooks -- --agents 500 --rate 400 --seconds 5 --concurrency 16`.
+//! Everything runs on 127.0.0.1 and stops by itself.
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix_http::ws::{Frame, Message};
+use common::{Server, Socket, client, connect, ms, number_after, option, percentile, token};
+use futures_util::{SinkExt, StreamExt};
+use switchboard::auth::Role;
+use switchboard::telephony::twilio;
+
+const TWILIO_TOKEN: &str = "bench-twilio-token";
+
+/// Reads `call_status_changed` frames, recording the latency from the send time in `data`.
+async fn watch(
+    mut socket: Socket,
+    expected: usize,
+    clock: Instant,
+    latencies: Rc<RefCell<Vec<u32>>>,
+    done: Rc<Cell<usize>>,
+) {
+    let mut received = 0;
+    while received < expected {
+        match socket.next().await {
+            Some(Ok(Frame::Text(text))) => {
+                let Some(sent) = number_after(&text, br#""BenchSentMicros":"#) else { continue };
+                let now = clock.elapsed().as_micros() as u64;
+                latencies.borrow_mut().push(now.saturating_sub(sent) as u32);
+                received += 1;
+            }
+            Some(Ok(Frame::Ping(p))) => {
+                let _ = socket.send(Message::Pong(p)).await;
+            }
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    done.set(done.get() + 1);
+}
+
+async fn run(server: &Server) {
+    let agents = option("--agents", 100) as usize;
+    let rate = option("--rate", 200).max(1);
+    let seconds = option("--seconds", 5);
+    let concurrency = option("--concurrency", 16) as usize;
+    let total = (rate * seconds) as usize;
+    let http = client();
+
+    let clock = Instant::now();
+    let latencies = Rc::new(RefCell::new(Vec::with_capacity(agents * total)));
+    let done = Rc::new(Cell::new(0));
+    for i in 0..agents {
+        let socket =
+            connect(&http, &server.address, &token(&format!("agent-{i}"), Role::Agent)).await;
+        actix_web::rt::spawn(watch(socket, total, clock, latencies.clone(), done.clone()));
+    }
+    // Let the presence notices of the connects drain before measuring.
+    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+
+    let path = "/api/v1/webhooks/twilio?company=bench";
+    let url = format!("http://{}{path}", server.address);
+    let response_times = Rc::new(RefCell::new(Vec::with_capacity(total)));
+    let failures = Rc::new(Cell::new(0usize));
+    let in_flight = Rc::new(Cell::new(0usize));
+    let pace = Duration::from_secs_f64(1.0 / rate as f64);
+    let send_start = Instant::now();
+    for n in 0..total {
+        actix_web::rt::time::sleep_until((send_start + pace * n as u32).into()).await;
+        while in_flight.get() >= concurrency {
+            actix_web::rt::time::sleep(Duration::from_micros(200)).await;
+        }
+        let sent = clock.elapsed().as_micros().to_string();
+        let sid = format!("CA{n:032}");
+        let params: Vec<(String, String)> = [
+            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("CallSid", sid.as_str()),
+            ("CallStatus", "ringing"),
+            ("Direction", "inbound"),
+            ("From", "+15017122661"),
+            ("To", "+15558675310"),
+            ("SequenceNumber", "1"),
+            ("BenchSentMicros", sent.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let signature = twilio::signature(TWILIO_TOKEN, &url, &params);
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+        let request = http
+            .post(&url)
+            .insert_header(("X-Twilio-Signature", signature))
+            .content_type("application/x-www-form-urlencoded");
+        let (response_times, failures, in_flight) =
+            (response_times.clone(), failures.clone(), in_flight.clone());
+        in_flight.set(in_flight.get() + 1);
+        actix_web::rt::spawn(async move {
+            let posted = Instant::now();
+            match request.send_body(body).await {
+                Ok(response) if response.status().is_success() => {
+                    response_times.borrow_mut().push(posted.elapsed().as_micros() as u32);
+                }
+                _ => failures.set(failures.get() + 1),
+            }
+            in_flight.set(in_flight.get() - 1);
+        });
+    }
+    while in_flight.get() > 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+    }
+    let posting = send_start.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done.get() < agents && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let mut responses = response_times.borrow().clone();
+    responses.sort_unstable();
+    let mut lat = latencies.borrow().clone();
+    lat.sort_unstable();
+    println!("switchboard webhook benchmark (server: separate process, 127.0.0.1, SQLite)");
+    println!("  agents {agents}  webhooks {total} at {rate}/s offered  concurrency {concurrency}");
+    println!(
+        "  accepted {}/{total} in {posting:.2} s => {:.0} webhooks/s stored and pushed; failed {}",
+        responses.len(),
+        responses.len() as f64 / posting,
+        failures.get()
+    );
+    println!(
+        "  webhook response time: p50 {}  p99 {}  max {}",
+        ms(percentile(&responses, 0.5)),
+        ms(percentile(&responses, 0.99)),
+        ms(responses.last().copied().unwrap_or(0))
+    );
+    println!(
+        "  webhook->screen latency over {} deliveries: p50 {}  p99 {}  max {}",
+        lat.len(),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or(0))
+    );
+    println!("  server RSS at the end: {} KiB", server.rss_kib());
+}
+
+fn main() {
+    let server = Server::start(&["--twilio-auth-token", TWILIO_TOKEN]);
+    actix_web::rt::System::new().block_on(run(&server));
+}
