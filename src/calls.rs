@@ -165,6 +165,30 @@ pub enum RecordError {
     Storage(#[from] DbError),
 }
 
+impl From<RecordError> for crate::error::AppError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Storage(e) => crate::error::AppError::storage(e),
+            RecordError::UnknownCall => crate::error::AppError::not_found("call"),
+        }
+    }
+}
+
+/// A user id given as a call's owner (a signed URL, trusted metadata, a service's request);
+/// `invalid_message` naming `field` when malformed.
+pub fn parse_owner(
+    value: Option<&str>,
+    field: &str,
+) -> Result<Option<String>, crate::error::AppError> {
+    value
+        .map(|v| {
+            UserId::parse(v).map(|u| u.to_string()).ok_or_else(|| {
+                crate::error::AppError::invalid_message(format!("{field} is not a valid user id"))
+            })
+        })
+        .transpose()
+}
+
 /// Stores an event and, when it changed the call, tells the [`CallHub`]: stored first, told
 /// after, so nobody hears of a change that could still be lost.
 pub async fn record(

@@ -6,10 +6,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Role};
-use crate::calls::{self, CallEvent, CallJson, CallStatus, CallTarget, CompanyChoice, RecordError};
+use crate::calls::{self, CallEvent, CallJson, CallStatus, CallTarget, CompanyChoice};
 use crate::db::{self, calls::Cursor};
 use crate::error::AppError;
-use crate::ids::UserId;
 use crate::protocol::timestamp_from_millis;
 use crate::state::AppState;
 
@@ -25,13 +24,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 const READERS: &[Role] = &[Role::Agent, Role::Admin];
-
-fn record_error(e: RecordError) -> AppError {
-    match e {
-        RecordError::Storage(e) => AppError::storage(e),
-        RecordError::UnknownCall => AppError::not_found("call"),
-    }
-}
 
 /// A short id of the caller's choosing (provider names, provider call ids).
 fn checked(value: &str, what: &'static str, max: usize) -> Result<String, AppError> {
@@ -62,14 +54,7 @@ async fn register(
     let body = body.into_inner();
     let provider = checked(&body.provider.to_ascii_lowercase(), "provider", 32)?;
     let provider_call_id = checked(&body.provider_call_id, "provider_call_id", 128)?;
-    let owner_id = body
-        .owner_id
-        .map(|o| {
-            UserId::parse(&o)
-                .map(|u| u.to_string())
-                .ok_or_else(|| AppError::invalid_message("owner_id is not a valid id"))
-        })
-        .transpose()?;
+    let owner_id = calls::parse_owner(body.owner_id.as_deref(), "owner_id")?;
     let event = CallEvent {
         company: CompanyChoice::Known(identity.company.clone()),
         target: CallTarget::Keys(vec![(provider.clone(), provider_call_id.clone())]),
@@ -87,8 +72,7 @@ async fn register(
         data: json!({"registered": true}),
         received_at: calls::now_millis(),
     };
-    let stored =
-        calls::record(&state.pool, &state.hubs.calls, event).await.map_err(record_error)?;
+    let stored = calls::record(&state.pool, &state.hubs.calls, event).await?;
     let created = stored.previous_status.is_none();
     let mut answer = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(answer.json(CallJson::from(&stored.call)))
@@ -133,8 +117,7 @@ async fn update_status(
         data,
         received_at: calls::now_millis(),
     };
-    let stored =
-        calls::record(&state.pool, &state.hubs.calls, event).await.map_err(record_error)?;
+    let stored = calls::record(&state.pool, &state.hubs.calls, event).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"applied": stored.applied, "call": CallJson::from(&stored.call)})))
 }

@@ -8,9 +8,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::calls::{self, CallEvent, CallStatus, CallTarget, CompanyChoice, RecordError};
+use crate::calls::{self, CallEvent, CallStatus, CallTarget, CompanyChoice};
 use crate::error::{AppError, ErrorCode};
-use crate::ids::{CompanyId, UserId};
+use crate::ids::CompanyId;
 use crate::state::AppState;
 use crate::telephony::{twilio, vapi};
 
@@ -38,25 +38,12 @@ fn invalid_signature() -> AppError {
 
 /// Stores the event; a storage failure becomes 503 `storage_unavailable`.
 async fn record(state: &AppState, event: CallEvent) -> Result<calls::StoredEvent, AppError> {
-    calls::record(&state.pool, &state.hubs.calls, event).await.map_err(|e| match e {
-        RecordError::Storage(e) => AppError::storage(e),
-        RecordError::UnknownCall => AppError::not_found("call"),
-    })
+    Ok(calls::record(&state.pool, &state.hubs.calls, event).await?)
 }
 
 /// A company or user id from a signed URL or trusted metadata; malformed ones are refused.
 fn parse_company(value: &str) -> Result<CompanyId, AppError> {
     CompanyId::parse(value).ok_or_else(|| AppError::invalid_message("company is not a valid id"))
-}
-
-fn parse_owner(value: Option<&str>) -> Result<Option<String>, AppError> {
-    value
-        .map(|v| {
-            UserId::parse(v)
-                .map(|u| u.to_string())
-                .ok_or_else(|| AppError::invalid_message("owner is not a valid id"))
-        })
-        .transpose()
 }
 
 /// `POST /api/v1/webhooks/twilio`: a voice status callback, form-encoded.
@@ -93,7 +80,7 @@ async fn twilio_status(
         status: callback.status,
         ended_reason: callback.ended_reason,
         sequence: callback.sequence,
-        owner_id: parse_owner(query.get("owner").map(String::as_str))?,
+        owner_id: calls::parse_owner(query.get("owner").map(String::as_str), "owner")?,
         direction: callback.direction,
         from: callback.from,
         to: callback.to,
@@ -167,7 +154,7 @@ fn vapi_event(
         status,
         ended_reason: report.ended_reason,
         sequence: None,
-        owner_id: parse_owner(report.owner_id.as_deref())?,
+        owner_id: calls::parse_owner(report.owner_id.as_deref(), "owner_id")?,
         direction: report.direction,
         from: report.from,
         to: report.to,
