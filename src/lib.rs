@@ -25,6 +25,7 @@
 //! - [`commands`]: `migrate`, `user add`, `token`.
 
 pub mod auth;
+pub mod calendar;
 pub mod calls;
 pub mod commands;
 pub mod config;

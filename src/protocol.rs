@@ -108,6 +108,12 @@ pub enum ClientMessage {
         call_id: String,
         candidate: Value,
     },
+    FunctionCall {
+        call_id: String,
+        name: String,
+        #[serde(default)]
+        arguments: Value,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -297,6 +303,31 @@ pub enum ServerMessage<'a> {
         call_id: &'a str,
         candidate: &'a Value,
         from: &'a UserRef,
+    },
+    FunctionResult {
+        call_id: &'a str,
+        name: &'a str,
+        output: &'a Value,
+    },
+    FunctionError {
+        call_id: &'a str,
+        name: &'a str,
+        code: crate::calendar::functions::FunctionErrorCode,
+        message: &'a str,
+    },
+    /// What a voice assistant (or the user) did with the calendar, for the dashboard.
+    ToolCallExecuted {
+        tool_call_id: &'a str,
+        name: &'a str,
+        arguments: &'a Value,
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        at: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call_id: Option<&'a str>,
     },
     CallStatusChanged {
         call_id: &'a str,

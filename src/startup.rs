@@ -12,6 +12,9 @@ use actix_web::{App, HttpServer, web};
 use base64::Engine;
 
 use crate::auth::{ExternalIssuer, PasswordHasher, TokenService};
+use crate::calendar::CalendarTool;
+use crate::calendar::crypto::TokenCipher;
+use crate::calendar::oauth::{self, GoogleConfig};
 use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbError, DbPool};
 use crate::hubs::calls::CallSettings;
@@ -102,7 +105,15 @@ impl Application {
                 max_queued_per_company: settings.max_queued_calls as usize,
             },
         };
-        let hubs = Hubs::start(limits, pool.clone());
+        let cipher = Arc::new(TokenCipher::from_settings(
+            settings.encryption_key.as_ref(),
+            &settings.database_url,
+        )?);
+        let google = GoogleConfig::from_settings(&settings, &public_url).map(Arc::new);
+        let http = oauth::http_client();
+        let calendar =
+            CalendarTool::new(pool.clone(), Arc::clone(&cipher), google.clone(), http.clone());
+        let hubs = Hubs::start(limits, pool.clone(), calendar);
         let session = Arc::new(SessionConfig {
             hubs: hubs.clone(),
             tokens: Arc::clone(&tokens),
@@ -129,6 +140,9 @@ impl Application {
             tokens: Arc::clone(&tokens),
             passwords,
             session,
+            google,
+            cipher,
+            http,
         });
         let token_data = web::Data::from(tokens);
         let server = HttpServer::new(move || {

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{PasswordHasher, TokenService};
+use crate::calendar::crypto::TokenCipher;
+use crate::calendar::oauth::{GoogleConfig, HttpClient};
 use crate::config::{OriginPolicy, Settings};
 use crate::db::DbPool;
 use crate::hubs::Hubs;
@@ -20,6 +22,10 @@ pub struct AppState {
     pub passwords: Arc<PasswordHasher>,
     pub limits: AuthLimits,
     pub session: Arc<SessionConfig>,
+    /// The Google OAuth client, when configured.
+    pub google: Option<Arc<GoogleConfig>>,
+    pub cipher: Arc<TokenCipher>,
+    pub http: HttpClient,
 }
 
 /// Per-IP and per-email limits of the auth endpoints.

@@ -210,6 +210,33 @@ pub fn find_by_key(
     find_by_keys(conn, company.as_str(), &[(provider.to_owned(), external_id.to_owned())])
 }
 
+/// The call a provider's ids name: inside `company` when it is known, else the one call (in any
+/// company) those ids are linked to; `None` when there is none or it is ambiguous.
+pub fn find_for_provider(
+    conn: &mut DbConn,
+    company: Option<&str>,
+    keys: &[(String, String)],
+) -> QueryResult<Option<Call>> {
+    if let Some(company) = company {
+        return find_by_keys(conn, company, keys);
+    }
+    use super::schema::call_keys::dsl as k;
+    for (provider, external_id) in keys {
+        let mut ids: Vec<String> = k::call_keys
+            .filter(k::provider.eq(provider))
+            .filter(k::external_id.eq(external_id))
+            .select(k::call_id)
+            .limit(2)
+            .load(conn)?;
+        if ids.len() == 1
+            && let Some(id) = ids.pop()
+        {
+            return reload(conn, &id).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 /// A call's event log, oldest first.
 pub fn events(conn: &mut DbConn, call_id: &str) -> QueryResult<Vec<CallEventRow>> {
     use super::schema::call_events::dsl as e;

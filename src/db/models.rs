@@ -89,3 +89,28 @@ pub struct NewCallEvent<'a> {
     pub payload: &'a str,
     pub received_at: i64,
 }
+
+use super::schema::{calendar_connections, calendar_oauth_states};
+
+/// A user's connected calendar; `refresh_token` is encrypted.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = calendar_connections)]
+pub struct CalendarConnection {
+    pub company: String,
+    pub user_id: String,
+    pub refresh_token: String,
+    pub calendar_id: Option<String>,
+    pub time_zone: Option<String>,
+    pub connected_at: i64,
+}
+
+/// A pending consent.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = calendar_oauth_states)]
+pub struct OAuthState {
+    pub state: String,
+    pub company: String,
+    pub user_id: String,
+    pub code_verifier: String,
+    pub expires_at: i64,
+}

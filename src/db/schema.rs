@@ -1,6 +1,27 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    calendar_connections (company, user_id) {
+        company -> Text,
+        user_id -> Text,
+        refresh_token -> Text,
+        calendar_id -> Nullable<Text>,
+        time_zone -> Nullable<Text>,
+        connected_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    calendar_oauth_states (state) {
+        state -> Text,
+        company -> Text,
+        user_id -> Text,
+        code_verifier -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
     call_events (id) {
         id -> Integer,
         call_id -> Text,
@@ -66,6 +87,8 @@ diesel::joinable!(call_events -> calls (call_id));
 diesel::joinable!(call_keys -> calls (call_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    calendar_connections,
+    calendar_oauth_states,
     call_events,
     call_keys,
     calls,

@@ -15,6 +15,7 @@ pub mod rooms;
 use actix::dev::SendError;
 use actix::prelude::*;
 
+use crate::calendar::CalendarTool;
 use crate::db::DbPool;
 use crate::ids::{CompanyId, ConnId, UserId};
 use crate::protocol::{CloseCode, Frame};
@@ -37,17 +38,18 @@ pub struct Hubs {
     pub presence: Addr<PresenceHub>,
     pub rooms: Addr<RoomHub>,
     pub calls: Addr<CallHub>,
+    pub calendar: Addr<CalendarTool>,
 }
 
 impl Hubs {
     /// Starts every hub on the current arbiter and wires their subscriptions.
-    pub fn start(limits: HubLimits, pool: DbPool) -> Self {
+    pub fn start(limits: HubLimits, pool: DbPool, calendar: CalendarTool) -> Self {
         let presence = PresenceHub::new(limits.max_connections_per_user).start();
         let rooms = RoomHub::new(presence.clone(), limits.max_rooms_per_connection).start();
         let calls = CallHub::new(presence.clone(), pool, limits.calls).start();
         presence.do_send(presence::Subscribe { subscriber: rooms.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });
-        Self { presence, rooms, calls }
+        Self { presence, rooms, calls, calendar: calendar.start() }
     }
 }
 

@@ -2,6 +2,7 @@
 //! hub or the database; errors go through [`AppError`] so every answer has the contract's shape.
 
 mod auth;
+mod calendar;
 mod calls;
 mod health;
 mod publish;
@@ -33,7 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(status::configure)
     .configure(publish::configure)
     .configure(calls::configure)
-    .configure(webhooks::configure);
+    .configure(webhooks::configure)
+    .configure(calendar::configure);
 }
 
 /// The answer for any path no route claims.

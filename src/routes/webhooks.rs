@@ -8,9 +8,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use crate::calendar::functions::{FunctionError, FunctionErrorCode};
+use crate::calendar::{self, tool::RunFunction};
 use crate::calls::{self, CallEvent, CallStatus, CallTarget, CompanyChoice};
+use crate::db;
 use crate::error::{AppError, ErrorCode};
-use crate::ids::CompanyId;
+use crate::hubs::presence::DeliverToUser;
+use crate::ids::{CompanyId, UserId};
 use crate::state::AppState;
 use crate::telephony::{twilio, vapi};
 
@@ -124,7 +128,7 @@ async fn vapi_message(
             Ok(HttpResponse::Ok().json(json!({})))
         }
         vapi::VapiMessage::ToolCalls { .. } => {
-            Ok(HttpResponse::Ok().json(unavailable_tool_results(&message)))
+            Ok(HttpResponse::Ok().json(run_tool_calls(&state, &message).await))
         }
         vapi::VapiMessage::Other(kind) => {
             log::debug!("vapi message '{kind}' acknowledged");
@@ -166,21 +170,82 @@ fn vapi_event(
     })
 }
 
-/// Until the calendar tool answers them, every tool call gets an error result (Vapi wants
-/// HTTP 200 with a result per `toolCallId`, never an HTTP error).
-fn unavailable_tool_results(message: &Value) -> Value {
-    let list = message
-        .pointer("/message/toolCallList")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let results: Vec<Value> = list
-        .iter()
-        .filter_map(|call| {
-            let id = call.get("id")?.as_str()?;
-            let name = call.pointer("/function/name").or_else(|| call.get("name")).and_then(Value::as_str).unwrap_or("");
-            Some(json!({"toolCallId": id, "name": name, "error": "the calendar tool is not available on this hub"}))
-        })
-        .collect();
+/// Runs every tool call of a `tool-calls` message as the stored call's owner; always 200 with
+/// one result per `toolCallId`, in order (`result` the compact JSON output, or a one-line
+/// `error`). The owner also sees each one on the dashboard (`tool_call_executed`).
+async fn run_tool_calls(state: &AppState, message: &Value) -> Value {
+    let acting = acting_user(state, message).await;
+    let mut results = Vec::new();
+    for call in vapi::tool_calls(message) {
+        let result = match &acting {
+            Err(why) => Err(FunctionError::new(FunctionErrorCode::CalendarNotConnected, *why)),
+            Ok((company, user_id, _)) => {
+                let run = RunFunction {
+                    company: company.clone(),
+                    user_id: user_id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                };
+                state
+                    .hubs
+                    .calendar
+                    .send(run)
+                    .await
+                    .unwrap_or_else(|_| Err(FunctionError::unavailable()))
+            }
+        };
+        if let Ok((company, user_id, our_call_id)) = &acting {
+            let frame = calendar::executed_frame(
+                &call.id,
+                &call.name,
+                &call.arguments,
+                &result,
+                Some(our_call_id),
+            );
+            state.hubs.presence.do_send(DeliverToUser {
+                company: company.clone(),
+                user_id: user_id.clone(),
+                frame,
+            });
+        }
+        results.push(match result {
+            Ok(output) => {
+                json!({"toolCallId": call.id, "name": call.name, "result": output.to_string()})
+            }
+            Err(e) => json!({"toolCallId": call.id, "name": call.name, "error": e.message}),
+        });
+    }
     json!({ "results": results })
+}
+
+/// The user a voice assistant acts for: the owner of the call this message is about.
+async fn acting_user(
+    state: &AppState,
+    message: &Value,
+) -> Result<(CompanyId, UserId, String), &'static str> {
+    let text = |pointer: &str| message.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+    let mut keys = Vec::new();
+    if let Some(id) = text("/message/call/id") {
+        keys.push(("vapi".to_owned(), id));
+    }
+    if let Some(sid) = text("/message/call/phoneCallProviderId") {
+        keys.push(("twilio".to_owned(), sid));
+    }
+    let company = text("/message/call/metadata/company");
+    let call = db::run(&state.pool, move |conn| {
+        db::calls::find_for_provider(conn, company.as_deref(), &keys)
+    })
+    .await
+    .map_err(|e| {
+        log::error!("vapi tool-calls: {e}");
+        "the hub cannot read its calls right now"
+    })?
+    .ok_or("no call on record for this assistant call")?;
+    let owner = call
+        .owner_id
+        .as_deref()
+        .and_then(UserId::parse)
+        .ok_or("this call has no owner to act for")?;
+    let company = CompanyId::parse(&call.company).ok_or("this call has no owner to act for")?;
+    Ok((company, owner, call.id))
 }

@@ -130,6 +130,52 @@ fn parse_status(message: &Value, kind: &str) -> Result<StatusReport, String> {
     })
 }
 
+/// One function call of a `tool-calls` message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// An object, or a JSON string holding one (both are accepted downstream).
+    pub arguments: Value,
+}
+
+/// The tool calls of a `tool-calls` message, in order. Vapi's docs and SDK disagree on the
+/// shape, so all three are read: `{id, function: {name, arguments}}`, `{id, name, arguments}`,
+/// `{id, name, parameters}`; `toolWithToolCallList[].toolCall` when `toolCallList` is absent.
+pub fn tool_calls(body: &Value) -> Vec<ToolCall> {
+    let message = body.get("message").unwrap_or(&Value::Null);
+    let read = |call: &Value, outer_name: Option<&str>| {
+        let id = call.get("id")?.as_str()?.to_owned();
+        let name = call
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .or_else(|| call.get("name").and_then(Value::as_str))
+            .or(outer_name)?
+            .to_owned();
+        let arguments = call
+            .pointer("/function/arguments")
+            .or_else(|| call.get("arguments"))
+            .or_else(|| call.get("parameters"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        Some(ToolCall { id, name, arguments })
+    };
+    if let Some(list) = message.get("toolCallList").and_then(Value::as_array) {
+        return list.iter().filter_map(|call| read(call, None)).collect();
+    }
+    message
+        .get("toolWithToolCallList")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|tool| {
+                    read(tool.get("toolCall")?, tool.get("name").and_then(Value::as_str))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +200,30 @@ mod tests {
         assert_eq!(
             (report.company.as_deref(), report.owner_id.as_deref()),
             (Some("acme"), Some("agent-1"))
+        );
+    }
+
+    #[test]
+    fn tool_calls_are_read_in_all_three_shapes() {
+        let args = json!({"event_id": "e1"});
+        let body = json!({"message": {"type": "tool-calls", "toolCallList": [
+            {"id": "a", "type": "function", "function": {"name": "cancel_appointment", "arguments": args.to_string()}},
+            {"id": "b", "name": "cancel_appointment", "arguments": args},
+            {"id": "c", "name": "cancel_appointment", "parameters": args}]}});
+        let calls = tool_calls(&body);
+        assert_eq!(calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(calls.iter().all(|c| c.name == "cancel_appointment"));
+        assert_eq!(calls[0].arguments, Value::String(args.to_string()));
+        assert_eq!(calls[2].arguments, args);
+        let nested = json!({"message": {"toolWithToolCallList": [{"name": "get_appointment_details",
+            "toolCall": {"id": "d", "parameters": {"event_id": "e2"}}}]}});
+        assert_eq!(
+            tool_calls(&nested),
+            [ToolCall {
+                id: "d".into(),
+                name: "get_appointment_details".into(),
+                arguments: json!({"event_id": "e2"})
+            }]
         );
     }
 

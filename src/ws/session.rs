@@ -26,9 +26,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::auth::{Identity, Role};
+use crate::calendar::{self, functions::FunctionError, tool::RunFunction};
 use crate::error::ErrorCode;
 use crate::hubs::calls::{AcceptCall, EndCall, IsParty, RelaySignal, RequestCall, Signal};
-use crate::hubs::presence::{Connect, Disconnect, SendOnlineUsers, SetAgentStatus};
+use crate::hubs::presence::{Connect, DeliverToUser, Disconnect, SendOnlineUsers, SetAgentStatus};
 use crate::hubs::rooms::{JoinRoom, LeaveRoom, Publish, RoomsByConnection};
 use crate::hubs::{CloseConnection, ConnectionHandle, Deliver};
 use crate::ids::{ConnId, RoomName};
@@ -385,6 +386,17 @@ impl WsSession {
                 };
                 self.config.hubs.calls.do_send(end);
             }
+            ClientMessage::FunctionCall { call_id, name, arguments } => {
+                if role == Role::Customer {
+                    return Self::send_error(
+                        ctx,
+                        ErrorCode::Forbidden,
+                        "customers have no calendar",
+                        reference.as_ref(),
+                    );
+                }
+                self.run_function(ctx, identity, call_id, name, arguments, reference);
+            }
             ClientMessage::WebrtcOffer { call_id, sdp } => {
                 self.relay(ctx, identity, call_id, Signal::Offer(sdp), reference)
             }
@@ -397,6 +409,49 @@ impl WsSession {
             // `decode` turns unknown types into an error before they get here.
             ClientMessage::Unknown => {}
         }
+    }
+
+    /// Runs a calendar function for this user; answers `function_result` or `function_error`,
+    /// and shows `tool_call_executed` on all of the user's connections.
+    fn run_function(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        identity: Identity,
+        call_id: String,
+        name: String,
+        arguments: Value,
+        reference: Option<Value>,
+    ) {
+        let run = RunFunction {
+            company: identity.company.clone(),
+            user_id: identity.user.id.clone(),
+            name: name.clone(),
+            arguments: arguments.clone(),
+        };
+        self.config
+            .hubs
+            .calendar
+            .send(run)
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let result = result.unwrap_or_else(|_| Err(FunctionError::unavailable()));
+                let answer = match &result {
+                    Ok(output) => {
+                        ServerMessage::FunctionResult { call_id: &call_id, name: &name, output }
+                    }
+                    Err(e) => ServerMessage::FunctionError {
+                        call_id: &call_id,
+                        name: &name,
+                        code: e.code,
+                        message: &e.message,
+                    },
+                };
+                ctx.text(encode_reply(&answer, reference.as_ref()));
+                let frame = calendar::executed_frame(&call_id, &name, &arguments, &result, None);
+                let (company, user_id) = (identity.company, identity.user.id);
+                act.config.hubs.presence.do_send(DeliverToUser { company, user_id, frame });
+            })
+            .spawn(ctx);
     }
 
     fn relay(

@@ -1,0 +1,154 @@
+//! Connecting a Google Calendar (PROTOCOL.md §7): the consent URL, Google's redirect back to
+//! us, the connection's status, and disconnecting. No token ever travels in a URL: the page
+//! asks for the consent URL with its Bearer token and navigates there; Google comes back with
+//! a single-use `state` bound to that user.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{Caller, Role};
+use crate::calendar::oauth::{self, TokenError};
+use crate::calendar::tool::{ForgetUser, owner_label};
+use crate::db::{
+    self,
+    models::{CalendarConnection, OAuthState},
+};
+use crate::error::{AppError, ErrorCode};
+use crate::ids::{CompanyId, UserId};
+use crate::state::AppState;
+
+/// How long a consent may take before its `state` expires.
+const STATE_LIFETIME_MS: i64 = 10 * 60 * 1000;
+/// Who has a calendar: the people on the dashboard.
+const CALENDAR_USERS: &[Role] = &[Role::Agent, Role::Admin];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/calendar/connect", web::post().to(connect))
+        .route("/api/v1/calendar/oauth/callback", web::get().to(callback))
+        .route("/api/v1/calendar", web::get().to(status))
+        .route("/api/v1/calendar", web::delete().to(disconnect));
+}
+
+/// The consent URL for the caller, with a fresh single-use `state` and PKCE challenge.
+async fn connect(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let identity = caller.require(CALENDAR_USERS)?;
+    let google = state.google.clone().ok_or_else(|| {
+        AppError::new(
+            ErrorCode::ProviderNotConfigured,
+            "Google Calendar is not configured on this hub",
+        )
+    })?;
+    let pending = OAuthState {
+        state: oauth::random_token(),
+        company: identity.company.to_string(),
+        user_id: identity.user.id.to_string(),
+        code_verifier: oauth::random_token(),
+        expires_at: db::now_millis() + STATE_LIFETIME_MS,
+    };
+    let url =
+        google.authorization_url(&pending.state, &oauth::code_challenge(&pending.code_verifier));
+    db::run(&state.pool, move |conn| db::calendar::insert_state(conn, &pending, db::now_millis()))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "authorization_url": url })))
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Google's redirect: always answered with a redirect back to the dashboard, saying how it went.
+async fn callback(query: web::Query<CallbackQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let location = match complete(query.into_inner(), &state).await {
+        Ok(()) => "/agent?calendar=connected".to_owned(),
+        Err(reason) => format!("/agent?calendar=error&reason={reason}"),
+    };
+    HttpResponse::Found().insert_header((header::LOCATION, location)).finish()
+}
+
+/// Checks the `state`, exchanges the code, stores the refresh token encrypted. The error is the
+/// `reason` shown to the user.
+async fn complete(query: CallbackQuery, state: &AppState) -> Result<(), &'static str> {
+    let google = state.google.clone().ok_or("not_configured")?;
+    let key = query.state.ok_or("invalid_state")?;
+    // Taken (and so used up) before anything else, whatever happens next.
+    let pending =
+        db::run(&state.pool, move |conn| db::calendar::take_state(conn, &key, db::now_millis()))
+            .await
+            .map_err(|e| {
+                log::error!("calendar callback: {e}");
+                "storage_unavailable"
+            })?
+            .ok_or("invalid_state")?;
+    if query.error.is_some() {
+        return Err("access_denied");
+    }
+    let code = query.code.ok_or("missing_code")?;
+    let tokens = oauth::exchange_code(&state.http, &google, &code, &pending.code_verifier)
+        .await
+        .map_err(|e| {
+            log::warn!("calendar code exchange: {e}");
+            match e {
+                TokenError::Refused(_) => "exchange_refused",
+                TokenError::Unavailable(_) => "google_unavailable",
+            }
+        })?;
+    let refresh_token = tokens.refresh_token.ok_or("no_refresh_token")?;
+    let (company, user_id) = (
+        CompanyId::parse(&pending.company).ok_or("invalid_state")?,
+        UserId::parse(&pending.user_id).ok_or("invalid_state")?,
+    );
+    // Which account and zone, for the user to see; never a reason not to connect.
+    let (calendar_id, time_zone) =
+        oauth::primary_calendar(&state.http, &google, &tokens.access_token).await;
+    let connection = CalendarConnection {
+        company: company.to_string(),
+        user_id: user_id.to_string(),
+        refresh_token: state.cipher.encrypt(&refresh_token, &owner_label(&company, &user_id)),
+        calendar_id,
+        time_zone,
+        connected_at: db::now_millis(),
+    };
+    db::run(&state.pool, move |conn| db::calendar::upsert(conn, &connection)).await.map_err(
+        |e| {
+            log::error!("storing a calendar connection: {e}");
+            "storage_unavailable"
+        },
+    )?;
+    // A client cached for an earlier connection must not outlive it.
+    let _ = state.hubs.calendar.send(ForgetUser { company, user_id }).await;
+    Ok(())
+}
+
+/// Whether the caller has a calendar connected, and which.
+async fn status(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let identity = caller.require(CALENDAR_USERS)?;
+    let (company, user) = (identity.company.to_string(), identity.user.id.to_string());
+    let found = db::run(&state.pool, move |conn| db::calendar::find(conn, &company, &user)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "connected": found.is_some(),
+        "calendar_id": found.as_ref().and_then(|c| c.calendar_id.clone()),
+        "time_zone": found.as_ref().and_then(|c| c.time_zone.clone()),
+    })))
+}
+
+/// Forgets the caller's calendar: the stored token and the cached client are gone before this
+/// answers.
+async fn disconnect(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let identity = caller.require(CALENDAR_USERS)?;
+    let (company, user) = (identity.company.to_string(), identity.user.id.to_string());
+    db::run(&state.pool, move |conn| db::calendar::delete(conn, &company, &user)).await?;
+    let forget =
+        ForgetUser { company: identity.company.clone(), user_id: identity.user.id.clone() };
+    state
+        .hubs
+        .calendar
+        .send(forget)
+        .await
+        .map_err(|e| AppError::internal(format!("calendar tool unavailable: {e}")))?;
+    Ok(HttpResponse::Ok().json(json!({"connected": false, "calendar_id": null, "time_zone": null})))
+}
