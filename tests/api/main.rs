@@ -4,8 +4,10 @@
 
 mod auth;
 mod browser_calls;
+mod calendar;
 mod calls;
 mod cli;
+mod fake_google;
 mod health;
 mod helpers;
 mod isolation;
