@@ -231,6 +231,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub auth_rate_per_minute: u32,
 
+    /// ICE servers for the pages' WebRTC calls, as the JSON array `RTCPeerConnection` takes
+    /// (e.g. `[{"urls":"stun:stun.example.com:3478"}]`); empty on a LAN.
+    #[arg(long, env = "SWITCHBOARD_ICE_SERVERS", default_value = "[]", value_parser = parse_ice_servers, global = true)]
+    pub ice_servers: serde_json::Value,
+
     /// HTTP worker threads; 0 = one per core.
     #[arg(long, env = "SWITCHBOARD_WORKERS", default_value_t = 0, global = true)]
     pub workers: usize,
@@ -344,6 +349,15 @@ impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sqlite://{}", self.path.display())
     }
+}
+
+fn parse_ice_servers(value: &str) -> Result<serde_json::Value, String> {
+    let parsed: serde_json::Value =
+        serde_json::from_str(value).map_err(|e| format!("not JSON: {e}"))?;
+    if !parsed.as_array().is_some_and(|servers| servers.iter().all(|s| s.get("urls").is_some())) {
+        return Err("expected a JSON array of {\"urls\": …} objects".to_owned());
+    }
+    Ok(parsed)
 }
 
 fn parse_public_url(value: &str) -> Result<String, String> {

@@ -90,7 +90,7 @@ impl Application {
         let tokens = Arc::new(token_service(&settings, &pool)?);
         let passwords =
             Arc::new(PasswordHasher::new().map_err(|e| StartupError::Other(e.to_string()))?);
-        let listener = TcpListener::bind(settings.bind).map_err(|e| {
+        let listener = listen(settings.bind).map_err(|e| {
             ConfigError::new("--bind", format!("cannot listen on {}: {e}", settings.bind))
         })?;
         let address = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
@@ -188,6 +188,17 @@ impl Application {
         });
         self.server.await
     }
+}
+
+/// A listening socket with `SO_REUSEADDR`, so a restarted hub gets its port back while the
+/// previous run's connections linger in TIME_WAIT.
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,7 @@ mod auth;
 mod calendar;
 mod calls;
 mod health;
+mod pages;
 mod publish;
 mod status;
 mod webhooks;
@@ -35,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(publish::configure)
     .configure(calls::configure)
     .configure(webhooks::configure)
-    .configure(calendar::configure);
+    .configure(calendar::configure)
+    .configure(pages::configure);
 }
 
 /// The answer for any path no route claims.

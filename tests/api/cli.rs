@@ -59,6 +59,10 @@ fn bad_settings_end_with_one_line_naming_them() {
         &switchboard(&["serve", "--database-url", &db, "--jwt-public-key", "/no/key.pem"], &[]),
         "--jwt-issuer",
     );
+    assert_one_clear_line(
+        &switchboard(&["migrate", "--ice-servers", "[1,2]"], &[]),
+        "--ice-servers",
+    );
 }
 
 #[actix_web::test]

@@ -3,7 +3,7 @@
 use serde_json::json;
 use switchboard::auth::Role;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn ws_status_counts_users_and_connections() {
@@ -138,4 +138,34 @@ async fn publish_rejects_bad_requests_and_wrong_roles() {
     }
     let (status, body) = app.post("/api/v1/publish", &json!({"room": "a", "data": 1}), None).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (401, Some("invalid_token")));
+}
+
+#[actix_web::test]
+async fn the_pages_and_their_assets_are_served_with_a_strict_policy() {
+    let app =
+        spawn_app_with(&["--ice-servers", r#"[{"urls":"stun:stun.example.test:3478"}]"#]).await;
+    for (path, kind, marker) in [
+        ("/", "text/html", "Call us"),
+        ("/agent", "text/html", "Sign in"),
+        ("/static/js/switchboard.js", "text/javascript", "export class SwitchboardClient"),
+        ("/static/js/call.js", "text/javascript", "RTCPeerConnection"),
+        ("/static/css/app.css", "text/css", "[hidden]"),
+    ] {
+        let mut res = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let headers = res.headers();
+        assert!(headers.get("content-type").unwrap().to_str().unwrap().starts_with(kind), "{path}");
+        let csp = headers.get("content-security-policy").unwrap().to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+            "{path}: {csp}"
+        );
+        let body = res.body().await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains(marker), "{path}");
+    }
+    let (status, config) = app.get("/api/v1/webrtc/config", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(config, json!({"ice_servers": [{"urls": "stun:stun.example.test:3478"}]}));
+    let (_, default) = spawn_app().await.get("/api/v1/webrtc/config", None).await;
+    assert_eq!(default, json!({"ice_servers": []}), "none on a LAN");
 }

@@ -1,0 +1,233 @@
+// The agent dashboard: sign in, then live: the connection, my status, the team, incoming calls
+// (first to accept wins), the call itself with audio, the phone-call feed, and what the voice
+// assistant did with my calendar. Everything from other people is inserted as text.
+
+import { SwitchboardClient, api, el, text } from './switchboard.js';
+import { AudioCall } from './call.js';
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = 'switchboard.agent.token';
+const session = { token: sessionStorage.getItem(TOKEN_KEY), user: null };
+let client = null;
+let current = null; // {callId, call}
+const team = new Map();
+const phoneCalls = new Map();
+
+function notice(message) {
+  text($('notice'), message);
+}
+
+async function signIn(email, password) {
+  const answer = await api('/api/v1/auth/login', { method: 'POST', body: { email, password } });
+  session.token = answer.token;
+  sessionStorage.setItem(TOKEN_KEY, answer.token);
+  return answer.token;
+}
+
+function showLogin(message) {
+  $('dashboard').hidden = true;
+  $('login').hidden = false;
+  text($('login-error'), message || '');
+  $('email').focus();
+}
+
+$('login-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    await signIn($('email').value, $('password').value);
+    start();
+  } catch (error) {
+    text($('login-error'), error.status === 429 ? 'Too many attempts, wait a minute.' : 'Wrong email or password.');
+  }
+});
+
+$('sign-out').addEventListener('click', () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  session.token = null;
+  if (client) client.close();
+  showLogin();
+});
+
+function renderTeam() {
+  const list = $('team');
+  list.replaceChildren();
+  const people = [...team.values()].filter((u) => u.role !== 'customer').sort((a, b) => a.name.localeCompare(b.name));
+  for (const user of people) {
+    const item = el('li', `person ${user.status || 'available'}`);
+    item.append(el('span', 'dot'), el('span', 'name', user.name), el('span', 'muted', user.status || ''));
+    list.append(item);
+  }
+}
+
+function renderIncomingEmpty() {
+  $('incoming-empty').hidden = $('incoming').children.length > 0;
+}
+
+function removeIncoming(callId) {
+  const item = document.querySelector(`#incoming li[data-call-id="${CSS.escape(callId)}"]`);
+  if (item) item.remove();
+  renderIncomingEmpty();
+}
+
+function addIncoming(frame) {
+  removeIncoming(frame.call_id);
+  const item = el('li', 'incoming');
+  item.dataset.callId = frame.call_id;
+  const who = el('div', 'who');
+  who.append(el('strong', '', frame.customer.name), el('span', 'muted', frame.note ? ` — ${frame.note}` : ''));
+  const accept = el('button', 'primary', 'Accept');
+  accept.type = 'button';
+  accept.setAttribute('aria-label', `Accept call from ${frame.customer.name}`);
+  accept.addEventListener('click', () => acceptCall(frame, accept));
+  item.append(who, accept);
+  $('incoming').append(item);
+  renderIncomingEmpty();
+}
+
+async function acceptCall(frame, button) {
+  button.disabled = true;
+  try {
+    await client.request({ type: 'call_accept', call_id: frame.call_id });
+    removeIncoming(frame.call_id);
+    text($('caller-name'), frame.customer.name);
+    $('in-call').hidden = false;
+    const call = new AudioCall({ client, callId: frame.call_id, audio: $('remote-audio'), onState: (s) => text($('audio-state'), s) }).attach();
+    current = { callId: frame.call_id, call };
+    window.switchboardCall = call;
+    $('hang-up').focus();
+  } catch (error) {
+    removeIncoming(frame.call_id);
+    notice(error.code === 'call_already_taken' ? 'Someone else took that call.' : 'Could not take the call.');
+  }
+}
+
+function endCurrent(message) {
+  if (!current) return;
+  current.call.close();
+  current = null;
+  $('in-call').hidden = true;
+  notice(message);
+}
+
+$('hang-up').addEventListener('click', () => {
+  if (current) client.send({ type: 'call_end', call_id: current.callId, reason: 'hangup' });
+});
+
+$('my-status').addEventListener('change', (event) => {
+  client.send({ type: 'agent_status', status: event.target.value });
+});
+
+/** A call owner's name when they are on the team list, else their id. */
+function ownerName(id) {
+  if (!id) return '—';
+  return team.has(id) ? team.get(id).name : id;
+}
+
+function renderCall(frame) {
+  let row = phoneCalls.get(frame.call_id);
+  if (!row) {
+    row = el('tr');
+    row.dataset.callId = frame.call_id;
+    phoneCalls.set(frame.call_id, row);
+  }
+  row.className = `call ${frame.status}`;
+  row.replaceChildren(
+    ...[frame.status, frame.from || '—', frame.to || '—', ownerName(frame.owner_id), frame.ended_reason || '', new Date(frame.at).toLocaleTimeString()].map((v) => el('td', '', v)),
+  );
+  $('calls').prepend(row);
+}
+
+function renderAction(frame) {
+  const item = el('li', frame.ok ? 'action ok' : 'action failed');
+  const summary = frame.ok ? JSON.stringify(frame.output) : frame.error;
+  item.append(el('strong', '', frame.name), el('span', 'muted', ` ${new Date(frame.at).toLocaleTimeString()} `), el('code', '', summary));
+  $('actions').prepend(item);
+}
+
+async function refreshCalendarState() {
+  try {
+    const state = await api('/api/v1/calendar', { token: session.token });
+    text($('calendar-state'), state.connected ? `Calendar: ${state.calendar_id || 'connected'}` : 'Calendar: not connected');
+    text($('connect-calendar'), state.connected ? 'Reconnect my calendar' : 'Connect my calendar');
+  } catch {
+    text($('calendar-state'), 'Calendar: unavailable');
+  }
+}
+
+$('connect-calendar').addEventListener('click', async () => {
+  try {
+    const { authorization_url: url } = await api('/api/v1/calendar/connect', { method: 'POST', token: session.token });
+    location.href = url;
+  } catch (error) {
+    notice(error.error === 'provider_not_configured' ? 'Calendar connections are not set up on this hub.' : 'Could not start connecting the calendar.');
+  }
+});
+
+function start() {
+  $('login').hidden = true;
+  $('dashboard').hidden = false;
+  client = new SwitchboardClient({
+    getToken: async ({ expired, refused }) => {
+      if (session.token && !refused) {
+        // Still valid: swap it for a fresh one; else the person signs in again.
+        const fresh = await api('/api/v1/auth/refresh', { method: 'POST', token: session.token }).catch(() => null);
+        if (fresh) {
+          session.token = fresh.token;
+          sessionStorage.setItem(TOKEN_KEY, fresh.token);
+          return fresh.token;
+        }
+        if (!expired) return session.token;
+      }
+      throw new Error('sign in again');
+    },
+  });
+  client.token = session.token;
+  client.on('state', (state) => {
+    const label = { connected: 'online', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'offline', 'signed-out': 'signed out' }[state] || state;
+    const pill = $('connection');
+    text(pill, label);
+    pill.className = `pill ${state}`;
+  });
+  client.on('auth_failed', () => showLogin('Your session ended. Please sign in again.'));
+  client.on('connected', async (frame) => {
+    session.user = frame.user;
+    text($('me'), `${frame.user.name} · ${frame.user.company}`);
+    $('my-status').value = 'available';
+    const online = await client.request({ type: 'get_online_users' }).catch(() => ({ users: [] }));
+    team.clear();
+    for (const user of online.users) team.set(user.id, user);
+    renderTeam();
+    refreshCalendarState();
+  });
+  client.on('presence_changed', (frame) => {
+    if (frame.online) team.set(frame.user.id, { ...frame.user, status: frame.user.role === 'customer' ? null : 'available' });
+    else team.delete(frame.user.id);
+    renderTeam();
+  });
+  client.on('agent_status_changed', (frame) => {
+    const user = team.get(frame.user_id);
+    if (user) user.status = frame.status;
+    renderTeam();
+  });
+  client.on('incoming_call', addIncoming);
+  client.on('call_taken', (frame) => {
+    removeIncoming(frame.call_id);
+    notice(`${frame.by.name} took a call.`);
+  });
+  client.on('call_ended', (frame) => {
+    removeIncoming(frame.call_id);
+    if (current && current.callId === frame.call_id) {
+      const by = frame.by && session.user && frame.by.id === session.user.id ? 'You hung up.' : 'The caller hung up.';
+      endCurrent(frame.reason === 'connection-lost' ? 'The call dropped: the caller lost their connection.' : by);
+    }
+  });
+  client.on('call_status_changed', renderCall);
+  client.on('tool_call_executed', renderAction);
+  client.connect();
+  const calendar = new URLSearchParams(location.search).get('calendar');
+  if (calendar === 'connected') notice('Your calendar is connected.');
+  if (calendar === 'error') notice('Connecting your calendar did not work. Please try again.');
+}
+
+if (session.token) start();
+else showLogin();

@@ -1,0 +1,103 @@
+// The customer landing page: a guest token for the company (from ?company=, else the hub's
+// default), a "Call us" button, the queue position, the call with live audio, and a clear word
+// on every way it can end.
+
+import { SwitchboardClient, api, text } from './switchboard.js';
+import { AudioCall } from './call.js';
+
+const $ = (id) => document.getElementById(id);
+const company = new URLSearchParams(location.search).get('company') || undefined;
+const ui = {
+  form: $('request-form'),
+  button: $('call-button'),
+  note: $('note'),
+  inCall: $('in-call'),
+  agentName: $('agent-name'),
+  audioState: $('audio-state'),
+  hangUp: $('hang-up'),
+  status: $('status'),
+  audio: $('remote-audio'),
+};
+
+let callId = null;
+let call = null;
+
+function say(message) {
+  text(ui.status, message);
+}
+
+/** Idle: ready to call again. */
+function idle(message) {
+  if (call) call.close();
+  call = null;
+  callId = null;
+  ui.inCall.hidden = true;
+  ui.form.hidden = false;
+  ui.button.disabled = client.state !== 'connected';
+  if (message) say(message);
+}
+
+const client = new SwitchboardClient({
+  // A visitor's token is a fresh guest token; there is nothing to keep across an expiry.
+  getToken: async () => (await api('/api/v1/auth/guest', { method: 'POST', body: { company } })).token,
+});
+
+client.on('state', (state) => {
+  if (state === 'connected') {
+    ui.button.disabled = callId !== null;
+    if (!callId) say('We are here. Press “Call us” to talk to someone.');
+  } else if (state === 'reconnecting') {
+    ui.button.disabled = true;
+    say(callId ? 'Connection lost — reconnecting to keep your call…' : 'Connection lost — reconnecting…');
+  } else if (state === 'signed-out') {
+    say('We cannot take calls right now. Please try again later.');
+  }
+});
+client.on('auth_failed', (error) => {
+  say(error && error.status === 404 ? 'This page does not belong to a known company.' : 'We cannot take calls right now. Please try again later.');
+});
+
+ui.form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  ui.button.disabled = true;
+  say('Calling…');
+  try {
+    const queued = await client.request({ type: 'call_request', note: ui.note.value.trim() || undefined });
+    callId = queued.call_id;
+    say(queued.position > 1 ? `You are number ${queued.position} in line. Someone will be with you shortly.` : 'You are next in line. Connecting you to someone…');
+  } catch (error) {
+    idle(error.code === 'queue_full' ? 'All our people are busy right now. Please try again in a few minutes.' : 'That did not work. Please try again.');
+  }
+});
+
+client.on('call_accepted', async (frame) => {
+  if (frame.call_id !== callId) return;
+  text(ui.agentName, frame.agent.name);
+  ui.form.hidden = true;
+  ui.inCall.hidden = false;
+  say(`Connected to ${frame.agent.name}.`);
+  call = new AudioCall({ client, callId, audio: ui.audio, onState: (state) => text(ui.audioState, state) }).attach();
+  window.switchboardCall = call;
+  try {
+    await call.offer();
+  } catch {
+    say('We could not use your microphone. Please allow it and call again.');
+    client.send({ type: 'call_end', call_id: callId, reason: 'no-microphone' });
+  }
+});
+
+client.on('call_ended', (frame) => {
+  if (frame.call_id !== callId) return;
+  const why = {
+    'no-answer': 'Nobody could answer right now, sorry. Please try again in a few minutes.',
+    'connection-lost': 'The call dropped because the connection was lost.',
+  }[frame.reason];
+  const byUs = frame.by && frame.by.role === 'customer';
+  idle(why || (byUs ? 'You hung up. Thanks for calling!' : 'The agent ended the call. Thanks for calling!'));
+});
+
+ui.hangUp.addEventListener('click', () => {
+  if (callId) client.send({ type: 'call_end', call_id: callId, reason: 'hangup' });
+});
+
+client.connect();
