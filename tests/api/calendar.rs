@@ -299,7 +299,7 @@ async fn function_errors() {
 #[actix_web::test]
 async fn access_tokens_are_refreshed_when_they_expire_or_are_refused() {
     let (app, fake) = calendar_app(&[]).await;
-    fake.lock().token_lifetime = 61; // our provider refreshes a minute early: valid for ~1 s
+    fake.lock().token_lifetime = 63; // our provider refreshes a minute early: valid for ~3 s
     connect_calendar(&app, &fake, "ann", "ann").await;
     let mut ws = app.agent("ann", "acme").await;
     let check = json!({"datetime_start": MORNING.0, "datetime_end": MORNING.1});
@@ -307,7 +307,7 @@ async fn access_tokens_are_refreshed_when_they_expire_or_are_refused() {
     output(&call(&mut ws, "check_calendar_availability", check.clone()).await);
     output(&call(&mut ws, "check_calendar_availability", check.clone()).await);
     assert_eq!(fake.lock().refreshes, 1, "the first call refreshed, the second reused it");
-    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    actix_web::rt::time::sleep(Duration::from_millis(3200)).await;
     output(&call(&mut ws, "check_calendar_availability", check.clone()).await);
     assert_eq!(fake.lock().refreshes, 2, "refreshed after the access token expired");
 
