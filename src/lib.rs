@@ -17,10 +17,13 @@
 //! - [`db`]: SQLite pool, embedded migrations, `db::run`, queries per table.
 //! - [`calls`]: the call model: statuses that only move forward, the normalized `CallEvent`.
 //! - [`telephony`]: Twilio and Vapi webhooks: signature checks and their wire formats.
+//! - [`calendar`]: the calendar tool: Google OAuth with PKCE, encrypted tokens at rest, the five
+//!   functions, and the `CalendarTool` actor (one client per user).
 //! - [`hubs`]: the central actors (`PresenceHub`, `RoomHub`, `CallHub`) and how they reach
 //!   connections.
 //! - [`ws`]: the WebSocket endpoint and the `WsSession` actor.
-//! - [`routes`]: REST handlers by area.
+//! - [`routes`]: REST handlers by area, and the two pages (embedded from `static/`).
+//! - [`state`]: what handlers and sessions share.
 //! - [`limits`]: rate limiting and the client-IP rule.
 //! - [`commands`]: `migrate`, `user add`, `token`.
 
