@@ -101,6 +101,19 @@ impl WsSession {
         ctx.stop();
     }
 
+    /// Answers `forbidden` with `why` unless `allowed`; true when the request may go on.
+    fn permit(
+        ctx: &mut ws::WebsocketContext<Self>,
+        allowed: bool,
+        why: &str,
+        reference: Option<&Value>,
+    ) -> bool {
+        if !allowed {
+            Self::send_error(ctx, ErrorCode::Forbidden, why, reference);
+        }
+        allowed
+    }
+
     fn send_error(
         ctx: &mut ws::WebsocketContext<Self>,
         code: ErrorCode,
@@ -268,13 +281,13 @@ impl WsSession {
                 let Some(room) = parse_room(ctx, &room, reference.as_ref()) else {
                     return;
                 };
-                if room.is_agents() && role.is_staff() {
-                    return Self::send_error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        "the agents room is automatic for agents",
-                        reference.as_ref(),
-                    );
+                if !Self::permit(
+                    ctx,
+                    !(room.is_agents() && role.is_staff()),
+                    "the agents room is automatic for agents",
+                    reference.as_ref(),
+                ) {
+                    return;
                 }
                 let requester = self.connection_handle(ctx);
                 self.config.hubs.rooms.do_send(LeaveRoom {
@@ -300,13 +313,13 @@ impl WsSession {
                 });
             }
             ClientMessage::GetOnlineUsers => {
-                if !role.is_staff() {
-                    return Self::send_error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        "only agents and admins may list online users",
-                        reference.as_ref(),
-                    );
+                if !Self::permit(
+                    ctx,
+                    role.is_staff(),
+                    "only agents and admins may list online users",
+                    reference.as_ref(),
+                ) {
+                    return;
                 }
                 self.config.hubs.presence.do_send(SendOnlineUsers {
                     company: identity.company,
@@ -316,13 +329,13 @@ impl WsSession {
                 });
             }
             ClientMessage::AgentStatus { status } => {
-                if !role.is_staff() {
-                    return Self::send_error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        "only agents and admins have a status",
-                        reference.as_ref(),
-                    );
+                if !Self::permit(
+                    ctx,
+                    role.is_staff(),
+                    "only agents and admins have a status",
+                    reference.as_ref(),
+                ) {
+                    return;
                 }
                 self.config.hubs.presence.do_send(SetAgentStatus {
                     company: identity.company,
@@ -334,13 +347,13 @@ impl WsSession {
             }
             ClientMessage::GetConnectionInfo => self.send_connection_info(ctx, identity, reference),
             ClientMessage::CallRequest { note } => {
-                if role != Role::Customer {
-                    return Self::send_error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        "only customers request calls",
-                        reference.as_ref(),
-                    );
+                if !Self::permit(
+                    ctx,
+                    role == Role::Customer,
+                    "only customers request calls",
+                    reference.as_ref(),
+                ) {
+                    return;
                 }
                 let note = note.map(|n| clean_text(&n, MAX_NOTE_CHARS)).filter(|n| !n.is_empty());
                 let requester = self.connection_handle(ctx);
@@ -354,13 +367,13 @@ impl WsSession {
                 self.config.hubs.calls.do_send(request);
             }
             ClientMessage::CallAccept { call_id } => {
-                if !role.is_staff() {
-                    return Self::send_error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        "only agents accept calls",
-                        reference.as_ref(),
-                    );
+                if !Self::permit(
+                    ctx,
+                    role.is_staff(),
+                    "only agents accept calls",
+                    reference.as_ref(),
+                ) {
+                    return;
                 }
                 let requester = self.connection_handle(ctx);
                 let accept = AcceptCall {
@@ -387,13 +400,13 @@ impl WsSession {
                 self.config.hubs.calls.do_send(end);
             }
             ClientMessage::FunctionCall { call_id, name, arguments } => {
-                if role == Role::Customer {
-                    return Self::send_error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        "customers have no calendar",
-                        reference.as_ref(),
-                    );
+                if !Self::permit(
+                    ctx,
+                    role != Role::Customer,
+                    "customers have no calendar",
+                    reference.as_ref(),
+                ) {
+                    return;
                 }
                 self.run_function(ctx, identity, call_id, name, arguments, reference);
             }
