@@ -120,6 +120,35 @@ pub struct CallEvent {
     pub received_at: i64,
 }
 
+impl CallEvent {
+    /// An event saying only who reported which status of which call, received now; the
+    /// details default to unknown (set the fields a source has with struct update syntax).
+    pub fn new(
+        company: CompanyChoice,
+        target: CallTarget,
+        provider: impl Into<String>,
+        status: CallStatus,
+    ) -> Self {
+        Self {
+            company,
+            target,
+            provider: provider.into(),
+            status,
+            ended_reason: None,
+            sequence: None,
+            owner_id: None,
+            direction: None,
+            from: None,
+            to: None,
+            provider_call_id: None,
+            parties: Vec::new(),
+            payload: Value::Null,
+            data: Value::Null,
+            received_at: db::now_millis(),
+        }
+    }
+}
+
 /// What storing one event did.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -226,11 +255,6 @@ pub async fn record_as(
         });
     }
     Ok(stored)
-}
-
-/// Unix milliseconds now.
-pub fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// A call as REST shows it.

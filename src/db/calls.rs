@@ -7,7 +7,6 @@ use diesel::prelude::*;
 use super::DbConn;
 use super::models::{Call, CallEventRow, NewCallEvent, NewCallKey};
 use crate::calls::{CallEvent, CallTarget, CompanyChoice, StoredEvent, TERMINAL_RANK};
-use crate::ids::CompanyId;
 
 /// Why an event could not be stored, besides a database failure.
 #[derive(Debug, thiserror::Error)]
@@ -198,16 +197,6 @@ pub fn find(conn: &mut DbConn, company: &str, id: &str) -> QueryResult<Option<Ca
         .select(Call::as_select())
         .first(conn)
         .optional()
-}
-
-/// A call of `company` registered or reported under `(provider, external_id)`.
-pub fn find_by_key(
-    conn: &mut DbConn,
-    company: &CompanyId,
-    provider: &str,
-    external_id: &str,
-) -> QueryResult<Option<Call>> {
-    find_by_keys(conn, company.as_str(), &[(provider.to_owned(), external_id.to_owned())])
 }
 
 /// The call a provider's ids name: inside `company` when it is known, else the one call (in any

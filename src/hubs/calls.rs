@@ -172,22 +172,18 @@ impl CallHub {
         let Some(call) = self.live.get(call_id) else { return };
         let mut parties = vec![call.customer.id.to_string()];
         parties.extend(call.agent.as_ref().map(|a| a.id.to_string()));
+        let company = CompanyChoice::Known(call.company.clone());
+        let target = CallTarget::Keys(vec![(BROWSER.to_owned(), call_id.to_owned())]);
         let event = CallEvent {
-            company: CompanyChoice::Known(call.company.clone()),
-            target: CallTarget::Keys(vec![(BROWSER.to_owned(), call_id.to_owned())]),
-            provider: BROWSER.to_owned(),
-            status,
             ended_reason: reason.map(str::to_owned),
-            sequence: None,
             owner_id: call.agent.as_ref().map(|a| a.id.to_string()),
             direction: Some("inbound".to_owned()),
             from: Some(call.customer.name.to_string()),
-            to: None,
             provider_call_id: Some(call_id.to_owned()),
             parties,
             payload: json!({"status": status.as_str(), "reason": reason, "note": call.note}),
             data: json!({"customer": call.customer, "note": call.note}),
-            received_at: calls::now_millis(),
+            ..CallEvent::new(company, target, BROWSER, status)
         };
         let (pool, hub, id) = (self.pool.clone(), ctx.address(), call_id.to_owned());
         async move { calls::record_as(&pool, &hub, event, id).await }

@@ -178,6 +178,7 @@ impl Handler<Connect> for PresenceHub {
             return Err(TooManyConnections);
         }
         let conn = msg.handle.id;
+        let available = entry.status == Some(AgentStatus::Available);
         entry.connections.insert(
             conn,
             Connection { handle: msg.handle.clone(), connected_at: msg.connected_at },
@@ -190,10 +191,6 @@ impl Handler<Connect> for PresenceHub {
             fan_out(directory.staff.values().map(|(u, h)| (u, h)), &frame, &mut slow);
         }
         if is_staff {
-            let available = directory
-                .users
-                .get(&msg.user.id)
-                .is_some_and(|e| e.status == Some(AgentStatus::Available));
             directory.staff.insert(conn, (msg.user.id.clone(), msg.handle));
             if available {
                 let user_id = msg.user.id.clone();

@@ -55,22 +55,17 @@ async fn register(
     let provider = checked(&body.provider.to_ascii_lowercase(), "provider", 32)?;
     let provider_call_id = checked(&body.provider_call_id, "provider_call_id", 128)?;
     let owner_id = calls::parse_owner(body.owner_id.as_deref(), "owner_id")?;
+    let company = CompanyChoice::Known(identity.company.clone());
+    let target = CallTarget::Keys(vec![(provider.clone(), provider_call_id.clone())]);
     let event = CallEvent {
-        company: CompanyChoice::Known(identity.company.clone()),
-        target: CallTarget::Keys(vec![(provider.clone(), provider_call_id.clone())]),
-        provider,
-        status: CallStatus::Queued,
-        ended_reason: None,
-        sequence: None,
         owner_id,
         direction: body.direction.as_deref().and_then(crate::telephony::normalize_direction),
         from: body.from,
         to: body.to,
         provider_call_id: Some(provider_call_id),
-        parties: Vec::new(),
         payload: json!({"registered_by": identity.user.id}),
         data: json!({"registered": true}),
-        received_at: calls::now_millis(),
+        ..CallEvent::new(company, target, provider, CallStatus::Queued)
     };
     let stored = calls::record(&state.pool, &state.hubs.calls, event).await?;
     let created = stored.previous_status.is_none();
@@ -100,22 +95,13 @@ async fn update_status(
         )
     })?;
     let data = body.data.unwrap_or(Value::Null);
+    let company = CompanyChoice::Known(identity.company.clone());
+    let provider = format!("rest:{}", identity.user.id);
     let event = CallEvent {
-        company: CompanyChoice::Known(identity.company.clone()),
-        target: CallTarget::Id(id.into_inner()),
-        provider: format!("rest:{}", identity.user.id),
-        status,
         ended_reason: body.ended_reason,
-        sequence: None,
-        owner_id: None,
-        direction: None,
-        from: None,
-        to: None,
-        provider_call_id: None,
-        parties: Vec::new(),
         payload: json!({"status": status.as_str(), "data": data}),
         data,
-        received_at: calls::now_millis(),
+        ..CallEvent::new(company, CallTarget::Id(id.into_inner()), provider, status)
     };
     let stored = calls::record(&state.pool, &state.hubs.calls, event).await?;
     Ok(HttpResponse::Ok()

@@ -73,15 +73,9 @@ async fn twilio_status(
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|e| AppError::invalid_message(e.to_string()))?
         .into_inner();
-    let company = match query.get("company") {
-        Some(company) => CompanyChoice::Known(parse_company(company)?),
-        None => CompanyChoice::RegisteredElse(default_company(&state)?),
-    };
+    let company = company_choice(&state, query.get("company").map(String::as_str))?;
+    let target = CallTarget::Keys(vec![("twilio".into(), callback.call_sid.clone())]);
     let event = CallEvent {
-        company,
-        target: CallTarget::Keys(vec![("twilio".into(), callback.call_sid.clone())]),
-        provider: "twilio".into(),
-        status: callback.status,
         ended_reason: callback.ended_reason,
         sequence: callback.sequence,
         owner_id: calls::parse_owner(query.get("owner").map(String::as_str), "owner")?,
@@ -89,13 +83,21 @@ async fn twilio_status(
         from: callback.from,
         to: callback.to,
         provider_call_id: Some(callback.call_sid),
-        parties: Vec::new(),
         payload: callback.params.clone(),
         data: callback.params,
-        received_at: calls::now_millis(),
+        ..CallEvent::new(company, target, "twilio", callback.status)
     };
     record(&state, event).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The company a webhook names (signed URL, trusted metadata), else "whoever registered the
+/// call, else the default company".
+fn company_choice(state: &AppState, named: Option<&str>) -> Result<CompanyChoice, AppError> {
+    match named {
+        Some(company) => Ok(CompanyChoice::Known(parse_company(company)?)),
+        None => Ok(CompanyChoice::RegisteredElse(default_company(state)?)),
+    }
 }
 
 fn default_company(state: &AppState) -> Result<CompanyId, AppError> {
@@ -147,26 +149,17 @@ fn vapi_event(
     if let Some(sid) = &report.twilio_call_sid {
         keys.push(("twilio".to_owned(), sid.clone()));
     }
-    let company = match &report.company {
-        Some(company) => CompanyChoice::Known(parse_company(company)?),
-        None => CompanyChoice::RegisteredElse(default_company(state)?),
-    };
+    let company = company_choice(state, report.company.as_deref())?;
     Ok(CallEvent {
-        company,
-        target: CallTarget::Keys(keys),
-        provider: "vapi".into(),
-        status,
         ended_reason: report.ended_reason,
-        sequence: None,
         owner_id: calls::parse_owner(report.owner_id.as_deref(), "owner_id")?,
         direction: report.direction,
         from: report.from,
         to: report.to,
         provider_call_id: Some(report.vapi_call_id),
-        parties: Vec::new(),
         payload,
         data: report.data,
-        received_at: calls::now_millis(),
+        ..CallEvent::new(company, CallTarget::Keys(keys), "vapi", status)
     })
 }
 
