@@ -14,7 +14,7 @@ use base64::Engine;
 use crate::auth::{ExternalIssuer, PasswordHasher, TokenService};
 use crate::calendar::CalendarTool;
 use crate::calendar::crypto::TokenCipher;
-use crate::calendar::oauth::{self, GoogleConfig};
+use crate::calendar::oauth::Google;
 use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbError, DbPool};
 use crate::hubs::calls::CallSettings;
@@ -109,10 +109,8 @@ impl Application {
             settings.encryption_key.as_ref(),
             &settings.database_url,
         )?);
-        let google = GoogleConfig::from_settings(&settings, &public_url).map(Arc::new);
-        let http = oauth::http_client();
-        let calendar =
-            CalendarTool::new(pool.clone(), Arc::clone(&cipher), google.clone(), http.clone());
+        let google = Google::from_settings(&settings, &public_url).map(Arc::new);
+        let calendar = CalendarTool::new(pool.clone(), Arc::clone(&cipher), google.clone());
         let hubs = Hubs::start(limits, pool.clone(), calendar);
         let session = Arc::new(SessionConfig {
             hubs: hubs.clone(),
@@ -142,7 +140,6 @@ impl Application {
             session,
             google,
             cipher,
-            http,
         });
         let token_data = web::Data::from(tokens);
         let server = HttpServer::new(move || {

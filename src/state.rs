@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::auth::{PasswordHasher, TokenService};
 use crate::calendar::crypto::TokenCipher;
-use crate::calendar::oauth::{GoogleConfig, HttpClient};
+use crate::calendar::oauth::Google;
 use crate::config::{OriginPolicy, Settings};
 use crate::db::DbPool;
 use crate::hubs::Hubs;
@@ -23,9 +23,8 @@ pub struct AppState {
     pub limits: AuthLimits,
     pub session: Arc<SessionConfig>,
     /// The Google OAuth client, when configured.
-    pub google: Option<Arc<GoogleConfig>>,
+    pub google: Option<Arc<Google>>,
     pub cipher: Arc<TokenCipher>,
-    pub http: HttpClient,
 }
 
 /// Per-IP and per-email limits of the auth endpoints.

@@ -3,6 +3,7 @@
 //! (tests point them at a fake on loopback). One HTTP client (hyper + rustls) serves these and
 //! the Calendar API.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -95,6 +96,21 @@ impl GoogleConfig {
             .finish();
         let separator = if self.auth_url.contains('?') { '&' } else { '?' };
         format!("{}{separator}{query}", self.auth_url)
+    }
+}
+
+/// A configured Google OAuth client, with the HTTP client that talks to Google. It exists only
+/// when `--google-client-id` and `--google-client-secret` are set, so a hub without Google does
+/// not load TLS roots at start.
+pub struct Google {
+    pub config: Arc<GoogleConfig>,
+    pub http: HttpClient,
+}
+
+impl Google {
+    pub fn from_settings(settings: &Settings, public_url: &str) -> Option<Self> {
+        let config = GoogleConfig::from_settings(settings, public_url)?;
+        Some(Self { config: Arc::new(config), http: http_client() })
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::crypto::TokenCipher;
 use super::functions::{self, FunctionError};
 use super::google::{self, Hub, Owner};
-use super::oauth::{GoogleConfig, HttpClient};
+use super::oauth::Google;
 use super::token::RefreshTokenAuth;
 use crate::db::{self, DbPool};
 use crate::ids::{CompanyId, UserId};
@@ -34,8 +34,7 @@ pub struct CalendarTool {
     pool: DbPool,
     cipher: Arc<TokenCipher>,
     /// `None` when no Google client is configured: every function is `calendar_not_connected`.
-    google: Option<Arc<GoogleConfig>>,
-    http: HttpClient,
+    google: Option<Arc<Google>>,
     clients: HashMap<UserKey, CachedClient>,
 }
 
@@ -47,21 +46,15 @@ struct CachedClient {
 }
 
 impl CalendarTool {
-    pub fn new(
-        pool: DbPool,
-        cipher: Arc<TokenCipher>,
-        google: Option<Arc<GoogleConfig>>,
-        http: HttpClient,
-    ) -> Self {
-        Self { pool, cipher, google, http, clients: HashMap::new() }
+    pub fn new(pool: DbPool, cipher: Arc<TokenCipher>, google: Option<Arc<Google>>) -> Self {
+        Self { pool, cipher, google, clients: HashMap::new() }
     }
 
     /// The user's client from the cache, else built from the stored connection.
     async fn load(
         pool: DbPool,
         cipher: Arc<TokenCipher>,
-        google: Arc<GoogleConfig>,
-        http: HttpClient,
+        google: Arc<Google>,
         key: UserKey,
     ) -> Result<CachedClient, FunctionError> {
         let (company, user) = (key.0.to_string(), key.1.to_string());
@@ -77,8 +70,9 @@ impl CalendarTool {
                 log::error!("calendar token of {}/{}: {e}", key.0, key.1);
                 FunctionError::not_connected()
             })?;
-        let auth = RefreshTokenAuth::new(http.clone(), Arc::clone(&google), refresh_token);
-        let hub = Arc::new(google::hub(http, auth.clone(), &google.api_url));
+        let auth =
+            RefreshTokenAuth::new(google.http.clone(), Arc::clone(&google.config), refresh_token);
+        let hub = Arc::new(google::hub(google.http.clone(), auth.clone(), &google.config.api_url));
         Ok(CachedClient { hub, auth, last_used: Instant::now() })
     }
 }
@@ -125,12 +119,12 @@ impl Handler<RunFunction> for CalendarTool {
             client.last_used = Instant::now();
             client.clone()
         });
-        let (pool, cipher, http) = (self.pool.clone(), Arc::clone(&self.cipher), self.http.clone());
+        let (pool, cipher) = (self.pool.clone(), Arc::clone(&self.cipher));
         let load_key = key.clone();
         let client = async move {
             match cached {
                 Some(client) => Ok(client),
-                None => Self::load(pool, cipher, google, http, load_key).await,
+                None => Self::load(pool, cipher, google, load_key).await,
             }
         };
         Box::pin(

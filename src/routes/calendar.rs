@@ -47,8 +47,9 @@ async fn connect(caller: Caller, state: web::Data<AppState>) -> Result<HttpRespo
         code_verifier: oauth::random_token(),
         expires_at: db::now_millis() + STATE_LIFETIME_MS,
     };
-    let url =
-        google.authorization_url(&pending.state, &oauth::code_challenge(&pending.code_verifier));
+    let url = google
+        .config
+        .authorization_url(&pending.state, &oauth::code_challenge(&pending.code_verifier));
     db::run(&state.pool, move |conn| db::calendar::insert_state(conn, &pending, db::now_millis()))
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "authorization_url": url })))
@@ -88,7 +89,7 @@ async fn complete(query: CallbackQuery, state: &AppState) -> Result<(), &'static
         return Err("access_denied");
     }
     let code = query.code.ok_or("missing_code")?;
-    let tokens = oauth::exchange_code(&state.http, &google, &code, &pending.code_verifier)
+    let tokens = oauth::exchange_code(&google.http, &google.config, &code, &pending.code_verifier)
         .await
         .map_err(|e| {
             log::warn!("calendar code exchange: {e}");
@@ -104,7 +105,7 @@ async fn complete(query: CallbackQuery, state: &AppState) -> Result<(), &'static
     );
     // Which account and zone, for the user to see; never a reason not to connect.
     let (calendar_id, time_zone) =
-        oauth::primary_calendar(&state.http, &google, &tokens.access_token).await;
+        oauth::primary_calendar(&google.http, &google.config, &tokens.access_token).await;
     let connection = CalendarConnection {
         company: company.to_string(),
         user_id: user_id.to_string(),
