@@ -4,11 +4,13 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use crate::auth::{PasswordHasher, clean_display_name};
+use crate::auth::PasswordHasher;
 use crate::config::{ConfigError, Settings, StaffRole, TokenArgs, UserAddArgs};
 use crate::db::{self, DbError, models::NewUser};
 use crate::ids::{CompanyId, UserId};
 use crate::startup::{StartupError, open_database, token_service};
+use crate::time::now_millis;
+use crate::user::clean_display_name;
 
 /// `switchboard migrate`.
 pub fn migrate(settings: &Settings) -> Result<(), StartupError> {
@@ -55,7 +57,7 @@ pub fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), StartupEr
         name: &name,
         role,
         password_hash: &password_hash,
-        created_at: db::now_millis(),
+        created_at: now_millis(),
     };
     let mut conn = pool.get().map_err(DbError::from)?;
     match db::users::insert(&mut conn, &user) {

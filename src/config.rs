@@ -65,7 +65,7 @@ pub struct TokenArgs {
     #[arg(long)]
     pub sub: String,
     #[arg(long, value_parser = parse_role)]
-    pub role: crate::auth::Role,
+    pub role: crate::user::Role,
     #[arg(long)]
     pub company: String,
     #[arg(long)]
@@ -74,7 +74,7 @@ pub struct TokenArgs {
     pub ttl_secs: u64,
 }
 
-fn parse_role(value: &str) -> Result<crate::auth::Role, String> {
+fn parse_role(value: &str) -> Result<crate::user::Role, String> {
     value.parse()
 }
 

@@ -79,6 +79,18 @@ impl ErrorCode {
     }
 }
 
+/// `function_error.code`: why a calendar function (PROTOCOL.md §7) could not run. Part of the
+/// wire like [`ErrorCode`], so it lives beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionErrorCode {
+    CalendarNotConnected,
+    InvalidArguments,
+    NotFound,
+    CalendarUnavailable,
+    UnknownFunction,
+}
+
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// A failure with a public code and message, and (for internal failures) a cause for the log.

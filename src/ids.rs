@@ -49,6 +49,12 @@ shared_str_id!(
     CompanyId
 );
 shared_str_id!(
+    /// A call's id: ours for browser calls and calls a provider reported (a random hex
+    /// string), or whatever a client names in a call frame (checked like other ids, then
+    /// looked up inside the caller's company).
+    CallId
+);
+shared_str_id!(
     /// A room name matching `[A-Za-z0-9_.:-]{1,64}`, resolved inside the caller's company.
     RoomName
 );
@@ -76,6 +82,27 @@ impl CompanyId {
     }
 }
 
+impl CallId {
+    /// A fresh id for a call we create.
+    pub fn random() -> Self {
+        Self(Arc::from(uuid::Uuid::new_v4().simple().to_string()))
+    }
+
+    /// A call id from a client frame, a URL path or a stored row; `None` when empty, too long
+    /// or odd.
+    pub fn parse(value: &str) -> Option<Self> {
+        checked_id(value).map(Self)
+    }
+}
+
+/// Call ids arrive in client frames; one that is not an id is an `invalid_message`.
+impl<'de> serde::Deserialize<'de> for CallId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&raw).ok_or_else(|| serde::de::Error::custom("call_id is not a valid id"))
+    }
+}
+
 impl RoomName {
     /// The automatic room that holds every connected agent and admin of a company.
     pub const AGENTS: &'static str = "agents";
@@ -87,13 +114,18 @@ impl RoomName {
         ok.then(|| Self(Arc::from(value)))
     }
 
+    /// The `agents` room.
+    pub fn agents() -> Self {
+        Self(Arc::from(Self::AGENTS))
+    }
+
     pub fn is_agents(&self) -> bool {
         &*self.0 == Self::AGENTS
     }
 
     /// The room of a browser call, `call:<call_id>`, whose parties may join it.
-    pub fn call_id(&self) -> Option<&str> {
-        self.0.strip_prefix("call:")
+    pub fn call_id(&self) -> Option<CallId> {
+        self.0.strip_prefix("call:").and_then(CallId::parse)
     }
 }
 
@@ -137,7 +169,7 @@ mod tests {
         for bad in ["", "has space", "ümlaut", "a/b", &"r".repeat(65), "x\n"] {
             assert!(RoomName::parse(bad).is_none(), "{bad:?}");
         }
-        assert_eq!(RoomName::parse("call:abc").unwrap().call_id(), Some("abc"));
+        assert_eq!(RoomName::parse("call:abc").unwrap().call_id(), CallId::parse("abc"));
         assert!(RoomName::parse("agents").unwrap().is_agents());
     }
 
@@ -147,5 +179,8 @@ mod tests {
         assert!(UserId::parse("").is_none());
         assert!(UserId::parse(&"x".repeat(MAX_ID_LEN + 1)).is_none());
         assert!(CompanyId::parse("acme\u{0}").is_none());
+        assert!(serde_json::from_str::<CallId>("\"c-1\"").is_ok());
+        assert!(serde_json::from_str::<CallId>("\"\"").is_err());
+        assert_ne!(CallId::random(), CallId::random());
     }
 }

@@ -42,4 +42,6 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telephony;
+pub mod time;
+pub mod user;
 pub mod ws;

@@ -2,16 +2,13 @@
 //! actors or sockets. Server frames are encoded once into a [`Frame`] (a cheaply cloned,
 //! immutable string) so a fan-out hands the same bytes to every recipient.
 
-use std::sync::Arc;
-
 use bytestring::ByteString;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::Role;
-use crate::error::ErrorCode;
-use crate::ids::{CompanyId, ConnId, RoomName, UserId};
+use crate::error::{ErrorCode, FunctionErrorCode};
+use crate::ids::{CallId, CompanyId, ConnId, RoomName, UserId};
+use crate::user::UserRef;
 
 /// One encoded server frame (JSON text). Cloning shares the bytes.
 pub type Frame = ByteString;
@@ -35,14 +32,6 @@ impl CloseCode {
     pub fn as_u16(self) -> u16 {
         self as u16
     }
-}
-
-/// A user as other users see it: `{"id","name","role"}`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct UserRef {
-    pub id: UserId,
-    pub name: Arc<str>,
-    pub role: Role,
 }
 
 /// The `connected` frame's user: a [`UserRef`] plus the company.
@@ -90,22 +79,22 @@ pub enum ClientMessage {
         note: Option<String>,
     },
     CallAccept {
-        call_id: String,
+        call_id: CallId,
     },
     CallEnd {
-        call_id: String,
+        call_id: CallId,
         reason: Option<String>,
     },
     WebrtcOffer {
-        call_id: String,
+        call_id: CallId,
         sdp: Value,
     },
     WebrtcAnswer {
-        call_id: String,
+        call_id: CallId,
         sdp: Value,
     },
     IceCandidate {
-        call_id: String,
+        call_id: CallId,
         candidate: Value,
     },
     FunctionCall {
@@ -267,40 +256,40 @@ pub enum ServerMessage<'a> {
         from: &'a UserRef,
     },
     CallQueued {
-        call_id: &'a str,
+        call_id: &'a CallId,
         position: usize,
     },
     IncomingCall {
-        call_id: &'a str,
+        call_id: &'a CallId,
         customer: &'a UserRef,
         note: Option<&'a str>,
     },
     CallAccepted {
-        call_id: &'a str,
+        call_id: &'a CallId,
         agent: &'a UserRef,
     },
     CallTaken {
-        call_id: &'a str,
+        call_id: &'a CallId,
         by: &'a UserRef,
     },
     CallEnded {
-        call_id: &'a str,
+        call_id: &'a CallId,
         reason: &'a str,
         /// `None` when the hub ended it (no answer, connection lost).
         by: Option<&'a UserRef>,
     },
     WebrtcOffer {
-        call_id: &'a str,
+        call_id: &'a CallId,
         sdp: &'a Value,
         from: &'a UserRef,
     },
     WebrtcAnswer {
-        call_id: &'a str,
+        call_id: &'a CallId,
         sdp: &'a Value,
         from: &'a UserRef,
     },
     IceCandidate {
-        call_id: &'a str,
+        call_id: &'a CallId,
         candidate: &'a Value,
         from: &'a UserRef,
     },
@@ -312,7 +301,7 @@ pub enum ServerMessage<'a> {
     FunctionError {
         call_id: &'a str,
         name: &'a str,
-        code: crate::calendar::functions::FunctionErrorCode,
+        code: FunctionErrorCode,
         message: &'a str,
     },
     /// What a voice assistant (or the user) did with the calendar, for the dashboard.
@@ -379,27 +368,6 @@ pub fn error_frame(code: ErrorCode, message: &str, reference: Option<&Value>) ->
     encode_reply(&ServerMessage::Error { code, message }, reference)
 }
 
-/// Client text shown on other people's screens: trimmed, without control characters, cut to
-/// `max_chars`.
-pub fn clean_text(raw: &str, max_chars: usize) -> String {
-    raw.trim().chars().filter(|c| !c.is_control()).take(max_chars).collect()
-}
-
-/// RFC 3339 in UTC with milliseconds, the form every timestamp on the wire takes.
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Unix milliseconds as an RFC 3339 timestamp.
-pub fn timestamp_from_millis(millis: i64) -> String {
-    DateTime::from_timestamp_millis(millis).map(timestamp).unwrap_or_default()
-}
-
-/// Unix seconds as an RFC 3339 timestamp.
-pub fn timestamp_from_unix(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0).map(timestamp).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,11 +415,5 @@ mod tests {
             parse(&frame),
             serde_json::json!({"type": "error", "code": "not_a_member", "message": "no"})
         );
-    }
-
-    #[test]
-    fn timestamps_have_millis_and_z() {
-        let at = DateTime::from_timestamp_millis(1_769_452_898_130).unwrap();
-        assert_eq!(timestamp(at), "2026-01-26T18:41:38.130Z");
     }
 }

@@ -1,52 +1,11 @@
 //! Token claims on the wire, and the verified [`Identity`] the rest of the hub works with.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CompanyId, UserId};
-use crate::protocol::UserRef;
-
-/// What a token lets its holder be. Unknown roles make the token invalid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Customer,
-    Agent,
-    Admin,
-    Service,
-}
-
-impl Role {
-    /// Agents and admins: the people on the dashboard ("the company's agents").
-    pub fn is_staff(self) -> bool {
-        matches!(self, Role::Agent | Role::Admin)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Customer => "customer",
-            Role::Agent => "agent",
-            Role::Admin => "admin",
-            Role::Service => "service",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value {
-            "customer" => Ok(Role::Customer),
-            "agent" => Ok(Role::Agent),
-            "admin" => Ok(Role::Admin),
-            "service" => Ok(Role::Service),
-            other => Err(format!("unknown role '{other}' (customer, agent, admin, service)")),
-        }
-    }
-}
+use crate::user::{Role, UserRef, clean_display_name};
 
 /// The JWT payload of PROTOCOL.md §2.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,9 +19,6 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
 }
-
-/// Longest display name kept from a token or a guest request.
-pub const MAX_NAME_CHARS: usize = 80;
 
 /// A caller whose token has been verified.
 #[derive(Debug, Clone)]
@@ -100,11 +56,6 @@ impl Identity {
     }
 }
 
-/// Trims a display name and cuts it to [`MAX_NAME_CHARS`], dropping control characters.
-pub fn clean_display_name(raw: &str) -> String {
-    crate::protocol::clean_text(raw, MAX_NAME_CHARS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,8 +64,6 @@ mod tests {
     fn unknown_roles_do_not_parse() {
         let json = r#"{"sub":"u","role":"root","company":"c","exp":1}"#;
         assert!(serde_json::from_str::<Claims>(json).is_err());
-        assert_eq!("agent".parse::<Role>().unwrap(), Role::Agent);
-        assert!("Agent".parse::<Role>().is_err());
     }
 
     #[test]

@@ -4,9 +4,10 @@ use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
-use super::claims::{Identity, Role};
+use super::claims::Identity;
 use super::jwt::TokenService;
 use crate::error::AppError;
+use crate::user::Role;
 
 /// An authenticated REST caller. Missing or invalid token → 401 `invalid_token`.
 #[derive(Debug, Clone)]

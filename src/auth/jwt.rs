@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 
-use super::claims::{Claims, Identity, Role};
+use super::claims::{Claims, Identity};
 use crate::config::ConfigError;
+use crate::user::Role;
 
 /// Verifies every token the hub sees and signs the ones it hands out.
 pub struct TokenService {

@@ -6,7 +6,8 @@ mod extractor;
 mod jwt;
 mod password;
 
-pub use claims::{Claims, Identity, Role, clean_display_name};
+pub use crate::user::Role;
+pub use claims::{Claims, Identity};
 pub use extractor::{Caller, bearer_token};
 pub use jwt::{ExternalIssuer, IssuedToken, TokenService};
 pub use password::{PasswordHashError, PasswordHasher};

@@ -4,8 +4,9 @@
 //! always comes from the token or the call's owner.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
+
+pub use crate::error::FunctionErrorCode;
 
 /// A validated function call.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,17 +27,6 @@ pub struct NewAppointment {
     pub attendee_email: Option<String>,
     pub description: Option<String>,
     pub timezone: Option<String>,
-}
-
-/// `function_error.code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FunctionErrorCode {
-    CalendarNotConnected,
-    InvalidArguments,
-    NotFound,
-    CalendarUnavailable,
-    UnknownFunction,
 }
 
 /// A function that could not run, with a single-line message for a person or a model.

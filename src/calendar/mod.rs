@@ -20,7 +20,8 @@ pub use tool::CalendarTool;
 
 use serde_json::Value;
 
-use crate::protocol::{Frame, ServerMessage, encode, timestamp};
+use crate::protocol::{Frame, ServerMessage, encode};
+use crate::time::timestamp;
 
 /// `tool_call_executed`: what was run for the acting user, shown on their dashboard.
 pub fn executed_frame(

@@ -3,10 +3,25 @@
 //! and moves the status with a conditional update on its rank.
 
 use diesel::prelude::*;
+use serde_json::Value;
 
 use super::DbConn;
 use super::models::{Call, CallEventRow, NewCallEvent, NewCallKey};
-use crate::calls::{CallEvent, CallTarget, CompanyChoice, StoredEvent, TERMINAL_RANK};
+use crate::calls::{CallEvent, CallTarget, CompanyChoice, ProviderKey, TERMINAL_RANK};
+
+/// What storing one event did.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// The call after the event.
+    pub call: Call,
+    /// The status before the event; `None` when the event created the call.
+    pub previous_status: Option<String>,
+    /// False for duplicates, stale events and anything after a terminal status.
+    pub applied: bool,
+    /// The details to show with the change.
+    pub data: Value,
+    pub received_at: i64,
+}
 
 /// Why an event could not be stored, besides a database failure.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +43,9 @@ pub fn store_event(
     conn.immediate_transaction(|conn| {
         let company = resolve_company(conn, event)?;
         let existing = match &event.target {
-            CallTarget::Id(id) => Some(find(conn, &company, id)?.ok_or(StoreError::UnknownCall)?),
+            CallTarget::Id(id) => {
+                Some(find(conn, &company, id.as_str())?.ok_or(StoreError::UnknownCall)?)
+            }
             CallTarget::Keys(keys) => find_by_keys(conn, &company, keys)?,
         };
         let (call, previous_status, applied) = match existing {
@@ -93,7 +110,7 @@ fn resolve_company(conn: &mut DbConn, event: &CallEvent) -> QueryResult<String> 
 fn find_by_keys(
     conn: &mut DbConn,
     company: &str,
-    keys: &[(String, String)],
+    keys: &[ProviderKey],
 ) -> QueryResult<Option<Call>> {
     use super::schema::call_keys::dsl as k;
     for (provider, external_id) in keys {
@@ -115,7 +132,7 @@ fn link_keys(
     conn: &mut DbConn,
     company: &str,
     call_id: &str,
-    keys: &[(String, String)],
+    keys: &[ProviderKey],
 ) -> QueryResult<()> {
     let rows: Vec<NewCallKey<'_>> = keys
         .iter()
@@ -132,7 +149,7 @@ fn create(conn: &mut DbConn, company: &str, event: &CallEvent, id: &str) -> Quer
         company: company.to_owned(),
         provider: event.provider.clone(),
         provider_call_id: event.provider_call_id.clone(),
-        owner_id: event.owner_id.clone(),
+        owner_id: event.owner_id.as_ref().map(ToString::to_string),
         parties: serde_json::to_string(&event.parties).unwrap_or_else(|_| "[]".into()),
         direction: event.direction.clone(),
         from_number: event.from.clone(),
@@ -174,7 +191,10 @@ fn advance(conn: &mut DbConn, call: &Call, event: &CallEvent) -> QueryResult<boo
             c::last_sequence.eq(event.sequence.or(call.last_sequence)),
             c::updated_at.eq(event.received_at),
             c::ended_at.eq(terminal.then_some(event.received_at)),
-            c::owner_id.eq(call.owner_id.clone().or_else(|| event.owner_id.clone())),
+            c::owner_id.eq(call
+                .owner_id
+                .clone()
+                .or_else(|| event.owner_id.as_ref().map(ToString::to_string))),
             c::direction.eq(call.direction.clone().or_else(|| event.direction.clone())),
             c::from_number.eq(call.from_number.clone().or_else(|| event.from.clone())),
             c::to_number.eq(call.to_number.clone().or_else(|| event.to.clone())),
@@ -204,7 +224,7 @@ pub fn find(conn: &mut DbConn, company: &str, id: &str) -> QueryResult<Option<Ca
 pub fn find_for_provider(
     conn: &mut DbConn,
     company: Option<&str>,
-    keys: &[(String, String)],
+    keys: &[ProviderKey],
 ) -> QueryResult<Option<Call>> {
     if let Some(company) = company {
         return find_by_keys(conn, company, keys);

@@ -103,11 +103,6 @@ where
     .map_err(|_| DbError::Canceled)?
 }
 
-/// Unix milliseconds now, the form timestamps are stored in.
-pub fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 #[cfg(test)]
 mod tests {
     use diesel::sql_types::{BigInt, Text};

@@ -1,28 +1,53 @@
 //! `PresenceHub`: the directory of who is connected, company → user → connections, plus each
-//! agent's status. It is the one place a connection is registered and deregistered:
+//! agent's status. It is the one place a connection is registered and deregistered, and every
+//! removal, however it happened, is announced to the subscribed hubs as [`PresenceEvent`], so
+//! they forget the connection too. It also delivers to a user's connections and to "the
+//! company's agents" (every connection of an agent or admin) for the other hubs and the REST
+//! handlers. Presence is per user: a second tab is one more connection, and
+//! `presence_changed` goes out only on a user's first connect and last disconnect.
 //!
-//! - a session sends [`Connect`] when it has authenticated and [`Disconnect`] from `stopping()`;
-//! - other hubs send [`EvictSlowConsumer`] when a connection's mailbox is full;
-//! - every removal, however it happened, is announced to the subscribed hubs as
-//!   [`PresenceEvent`], so they forget the connection too (a user's last connection and an
-//!   agent becoming available are announced the same way).
+//! Mailbox:
 //!
-//! It also delivers to a user's connections and to "the company's agents" (every connection of
-//! an agent or admin) for the other hubs and the REST handlers. Presence is per user: a second
-//! tab is one more connection, and `presence_changed` goes out only on a user's first connect
-//! and last disconnect.
+//! | message | sent by | answer |
+//! | --- | --- | --- |
+//! | [`Connect`] | a session, once authenticated | `Err(TooManyConnections)` past the per-user cap |
+//! | [`Disconnect`] | a session's `stopping()` | — (idempotent; always announced) |
+//! | [`EvictSlowConsumer`] | any hub whose delivery found a full mailbox | — (closes it with 4009) |
+//! | [`Subscribe`] | startup, for each hub that needs [`PresenceEvent`]s | — |
+//! | [`SetAgentStatus`] | a session (`agent_status`) | `agent_status_changed` to the company's agents |
+//! | [`SendOnlineUsers`] | a session (`get_online_users`) | `online_users` to the asking connection |
+//! | [`DeliverToUser`] | hubs, REST handlers | connections reached |
+//! | [`DeliverToStaff`] | `CallHub` | connections reached |
+//! | [`DeliverToAvailableAgents`] | `CallHub` (offers) | connections reached |
+//! | [`DeliverToStaffAndUser`] | `CallHub` (status pushes) | connections reached |
+//! | [`IsOnline`] | `CallHub` (grace period) | whether the user has a connection |
+//! | [`ListConnections`] | `GET /api/v1/ws/clients` | the company's connections |
+//! | [`GetTotals`] | `GET /api/v1/ws/status` | global counts |
+//! | [`CloseAll`] | shutdown | connections asked to close (1001) |
 
 use std::collections::HashMap;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
-use super::{ConnectionHandle, PresenceEvent, SlowConsumer, fan_out};
+use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
 use crate::ids::{CompanyId, ConnId, UserId};
-use crate::protocol::{
-    AgentStatus, CloseCode, Frame, OnlineUser, ServerMessage, UserRef, encode, encode_reply,
-};
+use crate::protocol::{AgentStatus, CloseCode, Frame, OnlineUser, ServerMessage, encode};
+use crate::user::UserRef;
+
+/// Told by the PresenceHub to every subscribed hub. Handlers must be idempotent.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub enum PresenceEvent {
+    /// A connection is gone for good (closed, dropped, timed out or evicted). Announced even
+    /// when it was already removed, so a hub it talked to after its eviction forgets it too.
+    ConnectionClosed { company: CompanyId, conn: ConnId },
+    /// A user's last connection is gone.
+    UserOffline { company: CompanyId, user_id: UserId },
+    /// An agent is available: a connection opened with status `available`, or the status was
+    /// set to `available`.
+    AgentAvailable { company: CompanyId, user_id: UserId },
+}
 
 /// The directory actor. See the module docs.
 pub struct PresenceHub {
@@ -120,16 +145,6 @@ impl PresenceHub {
                 slow.into_iter().map(|s| (s.user_id, s.conn, true)).collect(),
             );
         }
-    }
-
-    fn handle_of(
-        &self,
-        company: &CompanyId,
-        user_id: &UserId,
-        conn: ConnId,
-    ) -> Option<&ConnectionHandle> {
-        let entry = self.companies.get(company)?.users.get(user_id)?;
-        entry.connections.get(&conn).map(|c| &c.handle)
     }
 }
 
@@ -262,43 +277,37 @@ impl Handler<Subscribe> for PresenceHub {
 #[rtype(result = "()")]
 pub struct SetAgentStatus {
     pub company: CompanyId,
-    pub user_id: UserId,
-    pub conn: ConnId,
     pub status: AgentStatus,
-    pub reference: Option<Value>,
+    pub reply_to: ReplyTo,
 }
 
 impl Handler<SetAgentStatus> for PresenceHub {
     type Result = ();
 
     fn handle(&mut self, msg: SetAgentStatus, _: &mut Context<Self>) {
+        let (user_id, conn) = (&msg.reply_to.user_id, msg.reply_to.conn.id);
         let Some(directory) = self.companies.get_mut(&msg.company) else {
             return;
         };
-        let Some(entry) = directory.users.get_mut(&msg.user_id) else {
+        let Some(entry) = directory.users.get_mut(user_id) else {
             return;
         };
-        if !entry.connections.contains_key(&msg.conn) {
+        if !entry.connections.contains_key(&conn) {
             return;
         }
         entry.status = Some(msg.status);
         if msg.status == AgentStatus::Available {
-            let user_id = msg.user_id.clone();
+            let user_id = user_id.clone();
             announce(
                 &self.subscribers,
                 PresenceEvent::AgentAvailable { company: msg.company.clone(), user_id },
             );
         }
-        let changed =
-            ServerMessage::AgentStatusChanged { user_id: &msg.user_id, status: msg.status };
-        let frame = encode(&changed);
+        let changed = ServerMessage::AgentStatusChanged { user_id, status: msg.status };
         let mut slow = Vec::new();
-        let others = directory.staff.iter().filter(|(conn, _)| **conn != msg.conn);
-        fan_out(others.map(|(_, (u, h))| (u, h)), &frame, &mut slow);
-        if let Some((user_id, handle)) = directory.staff.get(&msg.conn) {
-            let reply = encode_reply(&changed, msg.reference.as_ref());
-            fan_out([(user_id, handle)], &reply, &mut slow);
-        }
+        let others = directory.staff.iter().filter(|(c, _)| **c != conn);
+        fan_out(others.map(|(_, (u, h))| (u, h)), &encode(&changed), &mut slow);
+        msg.reply_to.reply(&changed, &mut slow);
         self.evict(&msg.company, slow);
     }
 }
@@ -308,18 +317,13 @@ impl Handler<SetAgentStatus> for PresenceHub {
 #[rtype(result = "()")]
 pub struct SendOnlineUsers {
     pub company: CompanyId,
-    pub user_id: UserId,
-    pub conn: ConnId,
-    pub reference: Option<Value>,
+    pub reply_to: ReplyTo,
 }
 
 impl Handler<SendOnlineUsers> for PresenceHub {
     type Result = ();
 
     fn handle(&mut self, msg: SendOnlineUsers, _: &mut Context<Self>) {
-        let Some(handle) = self.handle_of(&msg.company, &msg.user_id, msg.conn) else {
-            return;
-        };
         let Some(directory) = self.companies.get(&msg.company) else {
             return;
         };
@@ -333,9 +337,8 @@ impl Handler<SendOnlineUsers> for PresenceHub {
             })
             .collect();
         users.sort_by(|a, b| (&a.user.name, &a.user.id).cmp(&(&b.user.name, &b.user.id)));
-        let frame = encode_reply(&ServerMessage::OnlineUsers { users }, msg.reference.as_ref());
         let mut slow = Vec::new();
-        fan_out([(&msg.user_id, handle)], &frame, &mut slow);
+        msg.reply_to.reply(&ServerMessage::OnlineUsers { users }, &mut slow);
         self.evict(&msg.company, slow);
     }
 }

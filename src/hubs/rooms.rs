@@ -1,26 +1,34 @@
 //! `RoomHub`: room membership per company and fan-out inside a room.
 //!
-//! Sessions send [`JoinRoom`], [`LeaveRoom`] and [`Publish`]; the hub answers the requesting
-//! connection itself (so a `room_joined` always arrives before that room's first message) and
-//! tells the others. REST publishing uses [`PublishToRoom`]. The PresenceHub tells it when a
-//! connection is gone ([`PresenceEvent::ConnectionClosed`]), which is the only way a connection leaves every
-//! room at once.
+//! The hub answers the requesting connection itself (so a `room_joined` always arrives before
+//! that room's first message) and tells the others. Rooms are keyed by company first, so a
+//! room name from a client can only ever name a room of the caller's company. Join and leave
+//! notices are per user (a second tab joining the same room is not news to the others). The
+//! automatic `agents` room holds every agent and admin connection; its joins and leaves are
+//! silent, since `presence_changed` already tells them.
 //!
-//! Rooms are keyed by company first, so a room name from a client can only ever name a room
-//! of the caller's company. Join and leave notices are per user (a second tab joining the same
-//! room is not news to the others). The automatic `agents` room holds every agent and admin
-//! connection; its joins and leaves are silent, since `presence_changed` already tells them.
+//! Mailbox:
+//!
+//! | message | sent by | answer |
+//! | --- | --- | --- |
+//! | [`JoinRoom`] | a session (`join_room`, and the automatic `agents` join) | `room_joined`; `user_joined` to the others |
+//! | [`LeaveRoom`] | a session (`leave_room`) | `room_left` or `not_a_member`; `user_left` to the others |
+//! | [`Publish`] | a session (`publish`) | `room_message` to the others; `published` with a `ref` |
+//! | [`PublishToRoom`] | `POST /api/v1/publish` | connections reached |
+//! | [`RoomsByConnection`] | `get_connection_info`, `GET /api/v1/ws/clients` | rooms per connection |
+//! | [`PresenceEvent`] | the PresenceHub | — (`ConnectionClosed` leaves every room at once) |
 
 use std::collections::HashMap;
 
 use actix::prelude::*;
 use serde_json::Value;
 
-use super::presence::{EvictSlowConsumer, PresenceHub};
-use super::{ConnectionHandle, PresenceEvent, SlowConsumer, fan_out};
+use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
+use super::presence::{EvictSlowConsumer, PresenceEvent, PresenceHub};
 use crate::error::ErrorCode;
 use crate::ids::{CompanyId, ConnId, RoomName, UserId};
-use crate::protocol::{ServerMessage, UserRef, encode, encode_reply, error_frame};
+use crate::protocol::{ServerMessage, encode};
+use crate::user::UserRef;
 
 /// The room actor. See the module docs.
 pub struct RoomHub {
@@ -157,8 +165,7 @@ pub struct JoinRoom {
     pub company: CompanyId,
     pub room: RoomName,
     pub user: UserRef,
-    pub requester: ConnectionHandle,
-    pub reference: Option<Value>,
+    pub reply_to: ReplyTo,
     /// The automatic `agents` join at connect: no answer is sent.
     pub automatic: bool,
 }
@@ -167,7 +174,7 @@ impl Handler<JoinRoom> for RoomHub {
     type Result = ();
 
     fn handle(&mut self, msg: JoinRoom, _: &mut Context<Self>) {
-        let conn = msg.requester.id;
+        let conn = msg.reply_to.conn.id;
         let rooms = self.companies.entry(msg.company.clone()).or_default();
         let joined = rooms.memberships.entry(conn).or_default();
         let already_member = joined.contains(&msg.room);
@@ -175,8 +182,7 @@ impl Handler<JoinRoom> for RoomHub {
         if !already_member && joined.len() >= self.max_rooms_per_connection {
             let text =
                 format!("a connection may be in at most {} rooms", self.max_rooms_per_connection);
-            let frame = error_frame(ErrorCode::Forbidden, &text, msg.reference.as_ref());
-            fan_out([(&msg.user.id, &msg.requester)], &frame, &mut slow);
+            msg.reply_to.error(ErrorCode::Forbidden, &text, &mut slow);
             if joined.is_empty() {
                 rooms.memberships.remove(&conn);
             }
@@ -187,7 +193,7 @@ impl Handler<JoinRoom> for RoomHub {
         let mut first_of_user = false;
         if !already_member {
             joined.push(msg.room.clone());
-            room.members.insert(conn, (msg.user.id.clone(), msg.requester.clone()));
+            room.members.insert(conn, (msg.user.id.clone(), msg.reply_to.conn.clone()));
             let count = room.users.entry(msg.user.id.clone()).or_insert_with(|| {
                 first_of_user = true;
                 (msg.user.clone(), 0)
@@ -200,8 +206,7 @@ impl Handler<JoinRoom> for RoomHub {
         }
         if !msg.automatic {
             let joined = ServerMessage::RoomJoined { room: &msg.room, members: room.member_refs() };
-            let frame = encode_reply(&joined, msg.reference.as_ref());
-            fan_out([(&msg.user.id, &msg.requester)], &frame, &mut slow);
+            msg.reply_to.reply(&joined, &mut slow);
         }
         self.evict(&msg.company, slow);
     }
@@ -213,29 +218,26 @@ impl Handler<JoinRoom> for RoomHub {
 pub struct LeaveRoom {
     pub company: CompanyId,
     pub room: RoomName,
-    pub user_id: UserId,
-    pub requester: ConnectionHandle,
-    pub reference: Option<Value>,
+    pub reply_to: ReplyTo,
 }
 
 impl Handler<LeaveRoom> for RoomHub {
     type Result = ();
 
     fn handle(&mut self, msg: LeaveRoom, _: &mut Context<Self>) {
-        let conn = msg.requester.id;
+        let conn = msg.reply_to.conn.id;
         let mut slow = Vec::new();
         let rooms = self.companies.entry(msg.company.clone()).or_default();
         let is_member = rooms.memberships.get(&conn).is_some_and(|r| r.contains(&msg.room));
-        let answer = if is_member {
+        if is_member {
             if let Some(user) = Self::leave(rooms, &msg.room, conn) {
                 Self::announce_left(rooms, &msg.room, &user, &mut slow);
             }
-            encode_reply(&ServerMessage::RoomLeft { room: &msg.room }, msg.reference.as_ref())
+            msg.reply_to.reply(&ServerMessage::RoomLeft { room: &msg.room }, &mut slow);
         } else {
             let text = format!("not a member of room '{}'", msg.room);
-            error_frame(ErrorCode::NotAMember, &text, msg.reference.as_ref())
-        };
-        fan_out([(&msg.user_id, &msg.requester)], &answer, &mut slow);
+            msg.reply_to.error(ErrorCode::NotAMember, &text, &mut slow);
+        }
         if rooms.rooms.is_empty() && rooms.memberships.is_empty() {
             self.companies.remove(&msg.company);
         }
@@ -251,26 +253,25 @@ pub struct Publish {
     pub company: CompanyId,
     pub room: RoomName,
     pub from: UserRef,
-    pub requester: ConnectionHandle,
     pub data: Value,
-    pub reference: Option<Value>,
+    pub reply_to: ReplyTo,
 }
 
 impl Handler<Publish> for RoomHub {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
-        let conn = msg.requester.id;
+        let conn = msg.reply_to.conn.id;
         let mut slow = Vec::new();
         let room = self
             .companies
             .get(&msg.company)
             .and_then(|r| r.rooms.get(&msg.room))
             .filter(|room| room.members.contains_key(&conn));
-        let answer = match room {
+        match room {
             None => {
                 let text = format!("not a member of room '{}'", msg.room);
-                Some(error_frame(ErrorCode::NotAMember, &text, msg.reference.as_ref()))
+                msg.reply_to.error(ErrorCode::NotAMember, &text, &mut slow);
             }
             Some(room) => {
                 let message = ServerMessage::RoomMessage {
@@ -279,14 +280,11 @@ impl Handler<Publish> for RoomHub {
                     data: &msg.data,
                 };
                 let delivered = fan_out(room.others(conn), &encode(&message), &mut slow);
-                msg.reference.as_ref().map(|reference| {
+                if msg.reply_to.reference.is_some() {
                     let published = ServerMessage::Published { room: &msg.room, delivered };
-                    encode_reply(&published, Some(reference))
-                })
+                    msg.reply_to.reply(&published, &mut slow);
+                }
             }
-        };
-        if let Some(answer) = answer {
-            fan_out([(&msg.from.id, &msg.requester)], &answer, &mut slow);
         }
         self.evict(&msg.company, slow);
     }

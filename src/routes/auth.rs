@@ -11,8 +11,10 @@ use crate::db;
 use crate::error::{AppError, ErrorCode};
 use crate::ids::CompanyId;
 use crate::limits::client_ip;
-use crate::protocol::{UserRef, UserWithCompany, timestamp_from_unix};
+use crate::protocol::UserWithCompany;
 use crate::state::AppState;
+use crate::time::timestamp_from_unix;
+use crate::user::UserRef;
 
 /// How long a dashboard login lasts: a working day and then some.
 pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -140,7 +142,7 @@ async fn guest(
     let name = request
         .name
         .as_deref()
-        .map(crate::auth::clean_display_name)
+        .map(crate::user::clean_display_name)
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Guest".to_owned());
     let sub = format!("guest-{}", uuid::Uuid::new_v4().simple());

@@ -18,6 +18,7 @@ use crate::db::{
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{CompanyId, UserId};
 use crate::state::AppState;
+use crate::time::now_millis;
 
 /// How long a consent may take before its `state` expires.
 const STATE_LIFETIME_MS: i64 = 10 * 60 * 1000;
@@ -45,12 +46,12 @@ async fn connect(caller: Caller, state: web::Data<AppState>) -> Result<HttpRespo
         company: identity.company.to_string(),
         user_id: identity.user.id.to_string(),
         code_verifier: oauth::random_token(),
-        expires_at: db::now_millis() + STATE_LIFETIME_MS,
+        expires_at: now_millis() + STATE_LIFETIME_MS,
     };
     let url = google
         .config
         .authorization_url(&pending.state, &oauth::code_challenge(&pending.code_verifier));
-    db::run(&state.pool, move |conn| db::calendar::insert_state(conn, &pending, db::now_millis()))
+    db::run(&state.pool, move |conn| db::calendar::insert_state(conn, &pending, now_millis()))
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "authorization_url": url })))
 }
@@ -78,7 +79,7 @@ async fn complete(query: CallbackQuery, state: &AppState) -> Result<(), &'static
     let key = query.state.ok_or("invalid_state")?;
     // Taken (and so used up) before anything else, whatever happens next.
     let pending =
-        db::run(&state.pool, move |conn| db::calendar::take_state(conn, &key, db::now_millis()))
+        db::run(&state.pool, move |conn| db::calendar::take_state(conn, &key, now_millis()))
             .await
             .map_err(|e| {
                 log::error!("calendar callback: {e}");
@@ -112,7 +113,7 @@ async fn complete(query: CallbackQuery, state: &AppState) -> Result<(), &'static
         refresh_token: state.cipher.encrypt(&refresh_token, &owner_label(&company, &user_id)),
         calendar_id,
         time_zone,
-        connected_at: db::now_millis(),
+        connected_at: now_millis(),
     };
     db::run(&state.pool, move |conn| db::calendar::upsert(conn, &connection)).await.map_err(
         |e| {

@@ -2,15 +2,18 @@
 //! reading (with the event log) by agents and admins. Always the caller's company only.
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Role};
-use crate::calls::{self, CallEvent, CallJson, CallStatus, CallTarget, CompanyChoice};
+use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice};
+use crate::db::models::Call;
 use crate::db::{self, calls::Cursor};
 use crate::error::AppError;
-use crate::protocol::timestamp_from_millis;
+use crate::hubs::calls::{RecordError, record};
+use crate::ids::{CallId, UserId};
 use crate::state::AppState;
+use crate::time::timestamp_from_millis;
 
 /// Default and largest page of `GET /api/v1/calls`.
 const DEFAULT_PAGE: i64 = 50;
@@ -24,6 +27,69 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 const READERS: &[Role] = &[Role::Agent, Role::Admin];
+
+/// A call as REST shows it.
+#[derive(Debug, Serialize)]
+pub struct CallJson<'a> {
+    pub id: &'a str,
+    pub company: &'a str,
+    pub provider: &'a str,
+    pub provider_call_id: Option<&'a str>,
+    pub owner_id: Option<&'a str>,
+    pub direction: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub status: &'a str,
+    pub ended_reason: Option<&'a str>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub ended_at: Option<String>,
+}
+
+impl<'a> From<&'a Call> for CallJson<'a> {
+    fn from(call: &'a Call) -> Self {
+        Self {
+            id: &call.id,
+            company: &call.company,
+            provider: &call.provider,
+            provider_call_id: call.provider_call_id.as_deref(),
+            owner_id: call.owner_id.as_deref(),
+            direction: call.direction.as_deref(),
+            from: call.from_number.as_deref(),
+            to: call.to_number.as_deref(),
+            status: &call.status,
+            ended_reason: call.ended_reason.as_deref(),
+            created_at: timestamp_from_millis(call.created_at),
+            updated_at: timestamp_from_millis(call.updated_at),
+            ended_at: call.ended_at.map(timestamp_from_millis),
+        }
+    }
+}
+
+impl From<RecordError> for AppError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Storage(e) => AppError::storage(e),
+            RecordError::UnknownCall => AppError::not_found("call"),
+        }
+    }
+}
+
+/// A user id given as a call's owner (a signed URL, trusted metadata, a service's request);
+/// `invalid_message` naming `field` when malformed.
+pub(super) fn parse_owner(value: Option<&str>, field: &str) -> Result<Option<UserId>, AppError> {
+    value
+        .map(|v| {
+            UserId::parse(v)
+                .ok_or_else(|| AppError::invalid_message(format!("{field} is not a valid user id")))
+        })
+        .transpose()
+}
+
+/// A call id from a URL path; one that cannot be an id names no call.
+fn parse_call_id(value: &str) -> Result<CallId, AppError> {
+    CallId::parse(value).ok_or_else(|| AppError::not_found("call"))
+}
 
 /// A short id of the caller's choosing (provider names, provider call ids).
 fn checked(value: &str, what: &'static str, max: usize) -> Result<String, AppError> {
@@ -54,7 +120,7 @@ async fn register(
     let body = body.into_inner();
     let provider = checked(&body.provider.to_ascii_lowercase(), "provider", 32)?;
     let provider_call_id = checked(&body.provider_call_id, "provider_call_id", 128)?;
-    let owner_id = calls::parse_owner(body.owner_id.as_deref(), "owner_id")?;
+    let owner_id = parse_owner(body.owner_id.as_deref(), "owner_id")?;
     let company = CompanyChoice::Known(identity.company.clone());
     let target = CallTarget::Keys(vec![(provider.clone(), provider_call_id.clone())]);
     let event = CallEvent {
@@ -67,7 +133,7 @@ async fn register(
         data: json!({"registered": true}),
         ..CallEvent::new(company, target, provider, CallStatus::Queued)
     };
-    let stored = calls::record(&state.pool, &state.hubs.calls, event).await?;
+    let stored = record(&state.pool, &state.hubs.calls, event).await?;
     let created = stored.previous_status.is_none();
     let mut answer = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(answer.json(CallJson::from(&stored.call)))
@@ -101,9 +167,9 @@ async fn update_status(
         ended_reason: body.ended_reason,
         payload: json!({"status": status.as_str(), "data": data}),
         data,
-        ..CallEvent::new(company, CallTarget::Id(id.into_inner()), provider, status)
+        ..CallEvent::new(company, CallTarget::Id(parse_call_id(&id)?), provider, status)
     };
-    let stored = calls::record(&state.pool, &state.hubs.calls, event).await?;
+    let stored = record(&state.pool, &state.hubs.calls, event).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"applied": stored.applied, "call": CallJson::from(&stored.call)})))
 }

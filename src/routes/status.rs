@@ -10,8 +10,9 @@ use crate::error::AppError;
 use crate::hubs::presence::{DeliverToUser, GetTotals, ListConnections};
 use crate::hubs::rooms::RoomsByConnection;
 use crate::ids::UserId;
-use crate::protocol::{ConnectionSummary, ServerMessage, encode, timestamp};
+use crate::protocol::{ConnectionSummary, ServerMessage, encode};
 use crate::state::AppState;
+use crate::time::timestamp;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/ws/status", web::get().to(ws_status))

@@ -8,11 +8,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use super::calls::parse_owner;
 use crate::calendar::functions::{FunctionError, FunctionErrorCode};
 use crate::calendar::{self, tool::RunFunction};
-use crate::calls::{self, CallEvent, CallStatus, CallTarget, CompanyChoice};
-use crate::db;
+use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice};
+use crate::db::{self, calls::StoredEvent};
 use crate::error::{AppError, ErrorCode};
+use crate::hubs;
 use crate::hubs::presence::DeliverToUser;
 use crate::ids::{CompanyId, UserId};
 use crate::state::AppState;
@@ -41,8 +43,8 @@ fn invalid_signature() -> AppError {
 }
 
 /// Stores the event; a storage failure becomes 503 `storage_unavailable`.
-async fn record(state: &AppState, event: CallEvent) -> Result<calls::StoredEvent, AppError> {
-    Ok(calls::record(&state.pool, &state.hubs.calls, event).await?)
+async fn record(state: &AppState, event: CallEvent) -> Result<StoredEvent, AppError> {
+    Ok(hubs::calls::record(&state.pool, &state.hubs.calls, event).await?)
 }
 
 /// A company or user id from a signed URL or trusted metadata; malformed ones are refused.
@@ -78,7 +80,7 @@ async fn twilio_status(
     let event = CallEvent {
         ended_reason: callback.ended_reason,
         sequence: callback.sequence,
-        owner_id: calls::parse_owner(query.get("owner").map(String::as_str), "owner")?,
+        owner_id: parse_owner(query.get("owner").map(String::as_str), "owner")?,
         direction: callback.direction,
         from: callback.from,
         to: callback.to,
@@ -152,7 +154,7 @@ fn vapi_event(
     let company = company_choice(state, report.company.as_deref())?;
     Ok(CallEvent {
         ended_reason: report.ended_reason,
-        owner_id: calls::parse_owner(report.owner_id.as_deref(), "owner_id")?,
+        owner_id: parse_owner(report.owner_id.as_deref(), "owner_id")?,
         direction: report.direction,
         from: report.from,
         to: report.to,

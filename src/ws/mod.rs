@@ -4,6 +4,7 @@
 //! legacy path names the token's own user; only then is the socket upgraded. This module and
 //! `session.rs` are the only code that knows actix-web-actors.
 
+mod frames;
 mod session;
 
 use std::collections::HashMap;

@@ -1,6 +1,7 @@
 //! `WsSession`: one actor per WebSocket. It owns the socket, the heartbeat, the inbound rate
-//! limit, the reassembly of fragmented messages and the caller's verified identity; it turns
-//! client frames into hub messages and writes whatever the hubs [`Deliver`] to it.
+//! limit, the reassembly of fragmented messages and the caller's verified identity. Frames
+//! from the client are decoded here and handed to [`super::frames`], which turns them into hub
+//! messages; whatever the hubs [`Deliver`] is written out as it is.
 //!
 //! Lifecycle, in one place each:
 //! - **authenticate**: the identity comes from the handshake, or from a first `auth` frame
@@ -15,6 +16,7 @@
 //! polling this actor (the socket's write buffer is full), the mailbox fills, and the hubs'
 //! `try_send` fails: they evict this connection rather than buffer for it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -25,43 +27,43 @@ use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::auth::{Identity, Role};
-use crate::calendar::{self, functions::FunctionError, tool::RunFunction};
+use crate::auth::Identity;
 use crate::error::ErrorCode;
-use crate::hubs::calls::{AcceptCall, EndCall, IsParty, RelaySignal, RequestCall, Signal};
-use crate::hubs::presence::{Connect, DeliverToUser, Disconnect, SendOnlineUsers, SetAgentStatus};
-use crate::hubs::rooms::{JoinRoom, LeaveRoom, Publish, RoomsByConnection};
-use crate::hubs::{CloseConnection, ConnectionHandle, Deliver};
+use crate::hubs::ReplyTo;
+use crate::hubs::connection::{CloseConnection, ConnectionHandle, Deliver};
+use crate::hubs::presence::{Connect, Disconnect};
+use crate::hubs::rooms::JoinRoom;
 use crate::ids::{ConnId, RoomName};
 use crate::limits::{InboundLimiter, Verdict};
 use crate::protocol::{
-    ClientMessage, CloseCode, ConnectionSummary, Request, ServerMessage, UserWithCompany,
-    clean_text, decode, encode_reply, error_frame, timestamp, timestamp_from_unix,
+    ClientMessage, CloseCode, Request, ServerMessage, UserWithCompany, decode, encode_reply,
+    error_frame,
 };
 use crate::state::SessionConfig;
 
+/// The actor context every handler of a session gets.
+pub(super) type Ctx = ws::WebsocketContext<WsSession>;
+
 /// The welcome text of the `connected` frame (kept from the systems this hub replaces).
 const WELCOME: &str = "Successfully connected to WebSocket server";
-
-/// Why a customer's `join_room` was refused.
-const CUSTOMER_ROOMS: &str = "customers may only join the rooms of their own calls";
-/// Longest `note` of a `call_request`, and `reason` of a `call_end`, kept.
-const MAX_NOTE_CHARS: usize = 500;
-const MAX_REASON_CHARS: usize = 64;
 
 /// Longest single timer; a token valid for years is re-checked daily instead.
 const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
 
 /// One WebSocket connection. See the module docs.
 pub struct WsSession {
-    id: ConnId,
-    config: std::sync::Arc<SessionConfig>,
-    identity: Option<Identity>,
+    pub(super) id: ConnId,
+    pub(super) config: Arc<SessionConfig>,
+    pub(super) identity: Option<Identity>,
     /// On the legacy per-user paths, the user id the path named; the token must match it.
     required_user: Option<String>,
-    /// Set once the PresenceHub has been told; `stopping()` deregisters only then.
+    /// Whether the PresenceHub knows this connection. It is set before the `Connect` is sent,
+    /// and `stopping()` sends `Disconnect` only when it is set: a connection that never
+    /// authenticated was never in any hub, and one that did is removed exactly once, however
+    /// it ends (a `Connect` the hub refused is answered by closing, and the hub's `Disconnect`
+    /// handler is idempotent for that case).
     registered: bool,
-    connected_at: DateTime<Utc>,
+    pub(super) connected_at: DateTime<Utc>,
     last_heard: Instant,
     limiter: InboundLimiter,
     /// A fragmented message being reassembled: (is text, bytes so far).
@@ -70,7 +72,7 @@ pub struct WsSession {
 
 impl WsSession {
     pub fn new(
-        config: std::sync::Arc<SessionConfig>,
+        config: Arc<SessionConfig>,
         identity: Option<Identity>,
         required_user: Option<String>,
     ) -> Self {
@@ -88,12 +90,19 @@ impl WsSession {
         }
     }
 
-    fn connection_handle(&self, ctx: &mut ws::WebsocketContext<Self>) -> ConnectionHandle {
+    /// How hubs reach this connection.
+    pub(super) fn connection_handle(&self, ctx: &mut Ctx) -> ConnectionHandle {
         let address = ctx.address();
         ConnectionHandle::new(self.id, address.clone().recipient(), address.recipient())
     }
 
-    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, reason: &str) {
+    /// Where a hub sends its answer to a request of this connection.
+    pub(super) fn reply_to(&self, ctx: &mut Ctx, reference: Option<Value>) -> Option<ReplyTo> {
+        let user_id = self.identity.as_ref()?.user.id.clone();
+        Some(ReplyTo { user_id, conn: self.connection_handle(ctx), reference })
+    }
+
+    pub(super) fn close(&mut self, ctx: &mut Ctx, code: CloseCode, reason: &str) {
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::from(code.as_u16()),
             description: Some(reason.to_owned()),
@@ -101,21 +110,8 @@ impl WsSession {
         ctx.stop();
     }
 
-    /// Answers `forbidden` with `why` unless `allowed`; true when the request may go on.
-    fn permit(
-        ctx: &mut ws::WebsocketContext<Self>,
-        allowed: bool,
-        why: &str,
-        reference: Option<&Value>,
-    ) -> bool {
-        if !allowed {
-            Self::send_error(ctx, ErrorCode::Forbidden, why, reference);
-        }
-        allowed
-    }
-
-    fn send_error(
-        ctx: &mut ws::WebsocketContext<Self>,
+    pub(super) fn send_error(
+        ctx: &mut Ctx,
         code: ErrorCode,
         text: &str,
         reference: Option<&Value>,
@@ -125,16 +121,15 @@ impl WsSession {
 
     /// Adds this connection to the directory and greets the client. Runs with `wait`, so
     /// frames from the hubs queue up behind the `connected` frame.
-    fn register(&mut self, ctx: &mut ws::WebsocketContext<Self>, reference: Option<Value>) {
+    fn register(&mut self, ctx: &mut Ctx, reference: Option<Value>) {
         let Some(identity) = self.identity.clone() else {
             return;
         };
-        let handle = self.connection_handle(ctx);
         self.registered = true;
         let connect = Connect {
             company: identity.company.clone(),
             user: identity.user.clone(),
-            handle: handle.clone(),
+            handle: self.connection_handle(ctx),
             connected_at: self.connected_at,
         };
         self.config
@@ -143,26 +138,7 @@ impl WsSession {
             .send(connect)
             .into_actor(self)
             .map(move |result, act, ctx| match result {
-                Ok(Ok(())) => {
-                    let connected = ServerMessage::Connected {
-                        session_id: act.id,
-                        user: UserWithCompany { user: &identity.user, company: &identity.company },
-                        heartbeat_interval_ms: act.config.heartbeat_interval.as_millis() as u64,
-                        message: WELCOME,
-                    };
-                    ctx.text(encode_reply(&connected, reference.as_ref()));
-                    if identity.role().is_staff() {
-                        act.config.hubs.rooms.do_send(JoinRoom {
-                            company: identity.company.clone(),
-                            room: agents_room(),
-                            user: identity.user.clone(),
-                            requester: handle,
-                            reference: None,
-                            automatic: true,
-                        });
-                    }
-                    act.watch_expiry(ctx);
-                }
+                Ok(Ok(())) => act.greet(ctx, &identity, reference),
                 Ok(Err(too_many)) => act.close(ctx, CloseCode::RateLimited, &too_many.to_string()),
                 Err(e) => {
                     log::error!("presence hub unavailable: {e}");
@@ -172,8 +148,32 @@ impl WsSession {
             .wait(ctx);
     }
 
+    /// The connection is in the directory: `connected`, the automatic `agents` room for staff,
+    /// and the expiry watch.
+    fn greet(&mut self, ctx: &mut Ctx, identity: &Identity, reference: Option<Value>) {
+        let connected = ServerMessage::Connected {
+            session_id: self.id,
+            user: UserWithCompany { user: &identity.user, company: &identity.company },
+            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+            message: WELCOME,
+        };
+        ctx.text(encode_reply(&connected, reference.as_ref()));
+        if identity.role().is_staff()
+            && let Some(reply_to) = self.reply_to(ctx, None)
+        {
+            self.config.hubs.rooms.do_send(JoinRoom {
+                company: identity.company.clone(),
+                room: RoomName::agents(),
+                user: identity.user.clone(),
+                reply_to,
+                automatic: true,
+            });
+        }
+        self.watch_expiry(ctx);
+    }
+
     /// Closes with 4001 when the token's `exp` passes, unless an `auth` frame extended it.
-    fn watch_expiry(&self, ctx: &mut ws::WebsocketContext<Self>) {
+    fn watch_expiry(&self, ctx: &mut Ctx) {
         let Some(identity) = &self.identity else {
             return;
         };
@@ -190,7 +190,7 @@ impl WsSession {
         });
     }
 
-    fn on_message(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
+    fn on_message(&mut self, ctx: &mut Ctx, text: &str) {
         if self.identity.is_none() {
             return self.on_first_frame(ctx, text);
         }
@@ -201,7 +201,7 @@ impl WsSession {
     }
 
     /// Before authentication the only acceptable frame is `auth`.
-    fn on_first_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
+    fn on_first_frame(&mut self, ctx: &mut Ctx, text: &str) {
         let Ok(Request { message: ClientMessage::Auth { token }, reference }) = decode(text) else {
             return self.close(ctx, CloseCode::Unauthorized, "expected an auth frame first");
         };
@@ -219,336 +219,8 @@ impl WsSession {
         self.register(ctx, reference);
     }
 
-    fn dispatch(&mut self, ctx: &mut ws::WebsocketContext<Self>, request: Request) {
-        let Some(identity) = self.identity.clone() else {
-            return;
-        };
-        let reference = request.reference;
-        let role = identity.role();
-        match request.message {
-            ClientMessage::Ping => {
-                let pong = ServerMessage::Pong { ts: Utc::now().timestamp_millis() };
-                ctx.text(encode_reply(&pong, reference.as_ref()));
-            }
-            ClientMessage::Auth { token } => self.refresh_token(ctx, &token, reference),
-            ClientMessage::JoinRoom { room } => {
-                let Some(room) = parse_room(ctx, &room, reference.as_ref()) else {
-                    return;
-                };
-                let requester = self.connection_handle(ctx);
-                let join = JoinRoom {
-                    company: identity.company.clone(),
-                    room,
-                    user: identity.user.clone(),
-                    requester,
-                    reference,
-                    automatic: false,
-                };
-                if role != Role::Customer {
-                    return self.config.hubs.rooms.do_send(join);
-                }
-                // Customers may join only the rooms of calls they are party to.
-                let Some(call_id) = join.room.call_id().map(str::to_owned) else {
-                    return Self::send_error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        CUSTOMER_ROOMS,
-                        join.reference.as_ref(),
-                    );
-                };
-                let check =
-                    IsParty { company: identity.company, call_id, user_id: identity.user.id };
-                self.config
-                    .hubs
-                    .calls
-                    .send(check)
-                    .into_actor(self)
-                    .map(move |is_party, act, ctx| {
-                        if is_party.unwrap_or(false) {
-                            act.config.hubs.rooms.do_send(join);
-                        } else {
-                            Self::send_error(
-                                ctx,
-                                ErrorCode::Forbidden,
-                                CUSTOMER_ROOMS,
-                                join.reference.as_ref(),
-                            );
-                        }
-                    })
-                    .spawn(ctx);
-            }
-            ClientMessage::LeaveRoom { room } => {
-                let Some(room) = parse_room(ctx, &room, reference.as_ref()) else {
-                    return;
-                };
-                if !Self::permit(
-                    ctx,
-                    !(room.is_agents() && role.is_staff()),
-                    "the agents room is automatic for agents",
-                    reference.as_ref(),
-                ) {
-                    return;
-                }
-                let requester = self.connection_handle(ctx);
-                self.config.hubs.rooms.do_send(LeaveRoom {
-                    company: identity.company,
-                    room,
-                    user_id: identity.user.id,
-                    requester,
-                    reference,
-                });
-            }
-            ClientMessage::Publish { room, data } => {
-                let Some(room) = parse_room(ctx, &room, reference.as_ref()) else {
-                    return;
-                };
-                let requester = self.connection_handle(ctx);
-                self.config.hubs.rooms.do_send(Publish {
-                    company: identity.company,
-                    room,
-                    from: identity.user,
-                    requester,
-                    data,
-                    reference,
-                });
-            }
-            ClientMessage::GetOnlineUsers => {
-                if !Self::permit(
-                    ctx,
-                    role.is_staff(),
-                    "only agents and admins may list online users",
-                    reference.as_ref(),
-                ) {
-                    return;
-                }
-                self.config.hubs.presence.do_send(SendOnlineUsers {
-                    company: identity.company,
-                    user_id: identity.user.id,
-                    conn: self.id,
-                    reference,
-                });
-            }
-            ClientMessage::AgentStatus { status } => {
-                if !Self::permit(
-                    ctx,
-                    role.is_staff(),
-                    "only agents and admins have a status",
-                    reference.as_ref(),
-                ) {
-                    return;
-                }
-                self.config.hubs.presence.do_send(SetAgentStatus {
-                    company: identity.company,
-                    user_id: identity.user.id,
-                    conn: self.id,
-                    status,
-                    reference,
-                });
-            }
-            ClientMessage::GetConnectionInfo => self.send_connection_info(ctx, identity, reference),
-            ClientMessage::CallRequest { note } => {
-                if !Self::permit(
-                    ctx,
-                    role == Role::Customer,
-                    "only customers request calls",
-                    reference.as_ref(),
-                ) {
-                    return;
-                }
-                let note = note.map(|n| clean_text(&n, MAX_NOTE_CHARS)).filter(|n| !n.is_empty());
-                let requester = self.connection_handle(ctx);
-                let request = RequestCall {
-                    company: identity.company,
-                    customer: identity.user,
-                    requester,
-                    note,
-                    reference,
-                };
-                self.config.hubs.calls.do_send(request);
-            }
-            ClientMessage::CallAccept { call_id } => {
-                if !Self::permit(
-                    ctx,
-                    role.is_staff(),
-                    "only agents accept calls",
-                    reference.as_ref(),
-                ) {
-                    return;
-                }
-                let requester = self.connection_handle(ctx);
-                let accept = AcceptCall {
-                    company: identity.company,
-                    agent: identity.user,
-                    requester,
-                    call_id,
-                    reference,
-                };
-                self.config.hubs.calls.do_send(accept);
-            }
-            ClientMessage::CallEnd { call_id, reason } => {
-                let reason =
-                    reason.map(|r| clean_text(&r, MAX_REASON_CHARS)).filter(|r| !r.is_empty());
-                let requester = self.connection_handle(ctx);
-                let end = EndCall {
-                    company: identity.company,
-                    user: identity.user,
-                    requester,
-                    call_id,
-                    reason,
-                    reference,
-                };
-                self.config.hubs.calls.do_send(end);
-            }
-            ClientMessage::FunctionCall { call_id, name, arguments } => {
-                if !Self::permit(
-                    ctx,
-                    role != Role::Customer,
-                    "customers have no calendar",
-                    reference.as_ref(),
-                ) {
-                    return;
-                }
-                self.run_function(ctx, identity, call_id, name, arguments, reference);
-            }
-            ClientMessage::WebrtcOffer { call_id, sdp } => {
-                self.relay(ctx, identity, call_id, Signal::Offer(sdp), reference)
-            }
-            ClientMessage::WebrtcAnswer { call_id, sdp } => {
-                self.relay(ctx, identity, call_id, Signal::Answer(sdp), reference)
-            }
-            ClientMessage::IceCandidate { call_id, candidate } => {
-                self.relay(ctx, identity, call_id, Signal::Candidate(candidate), reference)
-            }
-            // `decode` turns unknown types into an error before they get here.
-            ClientMessage::Unknown => {}
-        }
-    }
-
-    /// Runs a calendar function for this user; answers `function_result` or `function_error`,
-    /// and shows `tool_call_executed` on all of the user's connections.
-    fn run_function(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        identity: Identity,
-        call_id: String,
-        name: String,
-        arguments: Value,
-        reference: Option<Value>,
-    ) {
-        let run = RunFunction {
-            company: identity.company.clone(),
-            user_id: identity.user.id.clone(),
-            name: name.clone(),
-            arguments: arguments.clone(),
-        };
-        self.config
-            .hubs
-            .calendar
-            .send(run)
-            .into_actor(self)
-            .map(move |result, act, ctx| {
-                let result = result.unwrap_or_else(|_| Err(FunctionError::unavailable()));
-                let answer = match &result {
-                    Ok(output) => {
-                        ServerMessage::FunctionResult { call_id: &call_id, name: &name, output }
-                    }
-                    Err(e) => ServerMessage::FunctionError {
-                        call_id: &call_id,
-                        name: &name,
-                        code: e.code,
-                        message: &e.message,
-                    },
-                };
-                ctx.text(encode_reply(&answer, reference.as_ref()));
-                let frame = calendar::executed_frame(&call_id, &name, &arguments, &result, None);
-                let (company, user_id) = (identity.company, identity.user.id);
-                act.config.hubs.presence.do_send(DeliverToUser { company, user_id, frame });
-            })
-            .spawn(ctx);
-    }
-
-    fn relay(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        identity: Identity,
-        call_id: String,
-        signal: Signal,
-        reference: Option<Value>,
-    ) {
-        let requester = self.connection_handle(ctx);
-        let relay = RelaySignal {
-            company: identity.company,
-            from: identity.user,
-            requester,
-            call_id,
-            signal,
-            reference,
-        };
-        self.config.hubs.calls.do_send(relay);
-    }
-
-    /// A later `auth` frame: a fresh token for the same user and company extends the
-    /// connection; another user's token is refused; an invalid token closes it (4001).
-    fn refresh_token(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        token: &str,
-        reference: Option<Value>,
-    ) {
-        let fresh = match self.config.tokens.verify(token) {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                log::debug!("ws refresh: {e}");
-                return self.close(ctx, CloseCode::Unauthorized, "invalid token");
-            }
-        };
-        let Some(current) = self.identity.as_mut() else {
-            return;
-        };
-        if fresh.user.id != current.user.id || fresh.company != current.company {
-            return Self::send_error(
-                ctx,
-                ErrorCode::UserMismatch,
-                "the token is for another user",
-                reference.as_ref(),
-            );
-        }
-        current.expires_at = fresh.expires_at;
-        let refreshed =
-            ServerMessage::AuthRefreshed { expires_at: timestamp_from_unix(fresh.expires_at) };
-        ctx.text(encode_reply(&refreshed, reference.as_ref()));
-    }
-
-    fn send_connection_info(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        identity: Identity,
-        reference: Option<Value>,
-    ) {
-        let query = RoomsByConnection { company: identity.company, conn: Some(self.id) };
-        self.config
-            .hubs
-            .rooms
-            .send(query)
-            .into_actor(self)
-            .map(move |result, act, ctx| {
-                let rooms = result.ok().and_then(|mut m| m.remove(&act.id)).unwrap_or_default();
-                let summary = ConnectionSummary {
-                    session_id: act.id,
-                    user: identity.user,
-                    rooms,
-                    connected_at: timestamp(act.connected_at),
-                };
-                ctx.text(encode_reply(
-                    &ServerMessage::ConnectionInfo(&summary),
-                    reference.as_ref(),
-                ));
-            })
-            .spawn(ctx);
-    }
-
     /// Counts a complete inbound message against the rate limit; false when it is dropped.
-    fn admit(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+    fn admit(&mut self, ctx: &mut Ctx) -> bool {
         match self.limiter.check(Instant::now()) {
             Verdict::Accept => true,
             Verdict::Reject => {
@@ -562,17 +234,13 @@ impl WsSession {
         }
     }
 
-    fn on_complete(&mut self, ctx: &mut ws::WebsocketContext<Self>, is_text: bool, bytes: Bytes) {
+    fn on_complete(&mut self, ctx: &mut Ctx, is_text: bool, bytes: Bytes) {
         if !self.admit(ctx) {
             return;
         }
         if !is_text {
-            return Self::send_error(
-                ctx,
-                ErrorCode::InvalidMessage,
-                "frames are JSON text, not binary",
-                None,
-            );
+            let text = "frames are JSON text, not binary";
+            return Self::send_error(ctx, ErrorCode::InvalidMessage, text, None);
         }
         match ByteString::try_from(bytes) {
             Ok(text) => self.on_message(ctx, &text),
@@ -581,32 +249,22 @@ impl WsSession {
     }
 
     /// Reassembles fragmented messages, counting the fragments together against the limit.
-    fn on_fragment(&mut self, ctx: &mut ws::WebsocketContext<Self>, item: Item) {
+    fn on_fragment(&mut self, ctx: &mut Ctx, item: Item) {
         let (first, bytes) = match item {
             Item::FirstText(b) => (Some(true), b),
             Item::FirstBinary(b) => (Some(false), b),
             Item::Continue(b) | Item::Last(b) => (None, b),
         };
-        match first {
-            Some(is_text) => {
-                if self.partial.is_some() {
-                    return self.close(
-                        ctx,
-                        CloseCode::ProtocolError,
-                        "new message inside a fragmented one",
-                    );
-                }
-                self.partial = Some((is_text, BytesMut::from(&bytes[..])));
+        match (first, self.partial.as_mut()) {
+            (Some(_), Some(_)) => {
+                let text = "new message inside a fragmented one";
+                return self.close(ctx, CloseCode::ProtocolError, text);
             }
-            None => {
-                let Some((_, buffer)) = self.partial.as_mut() else {
-                    return self.close(
-                        ctx,
-                        CloseCode::ProtocolError,
-                        "continuation without a first frame",
-                    );
-                };
-                buffer.extend_from_slice(&bytes);
+            (Some(is_text), None) => self.partial = Some((is_text, BytesMut::from(&bytes[..]))),
+            (None, Some((_, buffer))) => buffer.extend_from_slice(&bytes),
+            (None, None) => {
+                let text = "continuation without a first frame";
+                return self.close(ctx, CloseCode::ProtocolError, text);
             }
         }
         if self.partial.as_ref().is_some_and(|(_, b)| b.len() > self.config.max_message_bytes) {
@@ -616,32 +274,10 @@ impl WsSession {
     }
 }
 
-fn agents_room() -> RoomName {
-    RoomName::parse(RoomName::AGENTS)
-        .unwrap_or_else(|| unreachable!("'agents' is a valid room name"))
-}
-
-fn parse_room(
-    ctx: &mut ws::WebsocketContext<WsSession>,
-    room: &str,
-    reference: Option<&Value>,
-) -> Option<RoomName> {
-    let parsed = RoomName::parse(room);
-    if parsed.is_none() {
-        WsSession::send_error(
-            ctx,
-            ErrorCode::InvalidMessage,
-            "room names are 1-64 characters of A-Z a-z 0-9 _ . : -",
-            reference,
-        );
-    }
-    parsed
-}
-
 impl Actor for WsSession {
-    type Context = ws::WebsocketContext<Self>;
+    type Context = Ctx;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Ctx) {
         ctx.set_mailbox_capacity(self.config.mailbox_capacity);
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
             if act.last_heard.elapsed() > act.config.client_timeout {
@@ -664,7 +300,7 @@ impl Actor for WsSession {
         }
     }
 
-    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+    fn stopping(&mut self, _: &mut Ctx) -> Running {
         if self.registered
             && let Some(identity) = &self.identity
         {
@@ -680,7 +316,7 @@ impl Actor for WsSession {
 }
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
-    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx) {
         let message = match item {
             Ok(message) => message,
             Err(ws::ProtocolError::Overflow) => {
@@ -719,7 +355,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
 impl Handler<Deliver> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Deliver, ctx: &mut Ctx) {
         ctx.text(msg.frame);
     }
 }
@@ -727,7 +363,7 @@ impl Handler<Deliver> for WsSession {
 impl Handler<CloseConnection> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, msg: CloseConnection, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: CloseConnection, ctx: &mut Ctx) {
         self.close(ctx, msg.code, msg.reason);
     }
 }

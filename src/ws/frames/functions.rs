@@ -1,0 +1,61 @@
+//! `function_call`: a calendar function (PROTOCOL.md §7) run by the CalendarTool for the
+//! caller; customers have no calendar.
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use super::Asked;
+use crate::calendar::{self, functions::FunctionError, tool::RunFunction};
+use crate::hubs::presence::DeliverToUser;
+use crate::protocol::ServerMessage;
+use crate::user::Role;
+use crate::ws::session::{Ctx, WsSession};
+
+impl WsSession {
+    /// Answers `function_result` or `function_error`, and shows `tool_call_executed` on all of
+    /// the user's connections.
+    pub(super) fn run_function(
+        &mut self,
+        ctx: &mut Ctx,
+        asked: Asked,
+        call_id: String,
+        name: String,
+        arguments: Value,
+    ) {
+        let allowed = asked.identity.role() != Role::Customer;
+        if !asked.permit(ctx, allowed, "customers have no calendar") {
+            return;
+        }
+        let run = RunFunction {
+            company: asked.identity.company.clone(),
+            user_id: asked.identity.user.id.clone(),
+            name: name.clone(),
+            arguments: arguments.clone(),
+        };
+        self.config
+            .hubs
+            .calendar
+            .send(run)
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let result = result.unwrap_or_else(|_| Err(FunctionError::unavailable()));
+                let (call_id, name) = (call_id.as_str(), name.as_str());
+                asked.answer(
+                    ctx,
+                    &match &result {
+                        Ok(output) => ServerMessage::FunctionResult { call_id, name, output },
+                        Err(e) => ServerMessage::FunctionError {
+                            call_id,
+                            name,
+                            code: e.code,
+                            message: &e.message,
+                        },
+                    },
+                );
+                let frame = calendar::executed_frame(call_id, name, &arguments, &result, None);
+                let (company, user_id) = (asked.identity.company, asked.identity.user.id);
+                act.config.hubs.presence.do_send(DeliverToUser { company, user_id, frame });
+            })
+            .spawn(ctx);
+    }
+}
