@@ -1,10 +1,10 @@
 //! `CallHub`: live calls. It owns two things.
 //!
-//! **The push of stored status changes** ([`status`]): every change is stored first
-//! ([`record`]) and then pushed, never backwards, to the owner's connections and the company's
-//! agents, each connection once.
+//! **The push of stored status changes**: every change is stored first ([`record`]) and then
+//! pushed, never backwards, to the owner's connections and the company's agents, each
+//! connection once.
 //!
-//! **Browser calls from the landing page** ([`browser`]): a customer's `call_request` queues a
+//! **Browser calls from the landing page** (bookkeeping in [`browser`]): a customer's `call_request` queues a
 //! call and offers it to the company's available agents; the first `call_accept` wins. The hub
 //! handles one message at a time, so "first" is decided here, atomically, even for two accepts
 //! in the same millisecond; the database's forward-only update backs it up. Then the hub
@@ -34,19 +34,22 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
-pub use browser::{AcceptCall, EndCall, IsParty, RelaySignal, RequestCall, Signal};
 pub use status::{CallChanged, RecordError, record, record_as};
 
+use self::browser::{BrowserCalls, Phase};
 use super::connection::{ReplyTo, SlowConsumer};
-use super::presence::{DeliverToUser, EvictSlowConsumer, IsOnline, PresenceEvent, PresenceHub};
+use super::presence::{
+    DeliverToAvailableAgents, DeliverToStaff, DeliverToStaffAndUser, DeliverToUser,
+    EvictSlowConsumer, IsOnline, PresenceEvent, PresenceHub,
+};
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice, TERMINAL_RANK};
 use crate::db::DbPool;
 use crate::db::calls::StoredEvent;
 use crate::error::ErrorCode;
 use crate::ids::{CallId, CompanyId, UserId};
-use crate::protocol::{Frame, ServerMessage};
+use crate::protocol::{Frame, ServerMessage, encode};
 use crate::user::UserRef;
 
 /// How long the rank of an ended call is remembered, to drop its late notices.
@@ -70,84 +73,14 @@ pub struct CallHub {
     settings: CallSettings,
     /// Per call: the rank last pushed, and when (see [`CallChanged`]'s handler).
     sent: HashMap<CallId, (i32, Instant)>,
-    /// Browser calls that have not ended, by id.
-    live: HashMap<CallId, BrowserCall>,
-    /// Per company, the ids of browser calls waiting for an agent, oldest first.
-    queues: HashMap<CompanyId, Vec<CallId>>,
-    /// Each customer's one open call.
-    open: HashMap<(CompanyId, UserId), CallId>,
-}
-
-struct BrowserCall {
-    company: CompanyId,
-    customer: UserRef,
-    agent: Option<UserRef>,
-    note: Option<String>,
-    phase: Phase,
-    /// Whether the call was offered to at least one agent (and so stored as `ringing`).
-    offered: bool,
-}
-
-/// Where a browser call is in its life. Each transition that changes the stored status first
-/// waits for the store, in a phase of its own (`Creating`, `Accepting`), because the hub keeps
-/// handling messages meanwhile: a second `call_accept` arriving while the first one's
-/// `in-progress` is being stored must already be late, and a `call_end` arriving then must find
-/// the call. Only the hub's own callbacks move a call out of those two phases.
-///
-/// ```text
-/// Creating ──stored──▶ Waiting ──first accept──▶ Accepting ──stored──▶ Talking
-///    │                    ▲                          │
-///    └─store failed: gone └────store failed──────────┘
-/// ```
-/// From any phase, `call_end`, `no-answer` or `connection-lost` ends the call (it leaves `live`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// The `queued` status is being stored; nobody has been offered the call yet.
-    Creating,
-    /// Queued, offered to available agents; the queue timeout runs.
-    Waiting,
-    /// An agent won; the `in-progress` status is being stored.
-    Accepting,
-    /// Both parties are connected through us; signaling is relayed.
-    Talking,
-}
-
-impl BrowserCall {
-    fn is_party(&self, user_id: &UserId) -> bool {
-        &self.customer.id == user_id || self.agent.as_ref().is_some_and(|a| &a.id == user_id)
-    }
-
-    /// The other party of a call in progress.
-    fn other_party(&self, user_id: &UserId) -> Option<&UserRef> {
-        let agent = self.agent.as_ref()?;
-        if &self.customer.id == user_id {
-            Some(agent)
-        } else if &agent.id == user_id {
-            Some(&self.customer)
-        } else {
-            None
-        }
-    }
-
-    /// The parties, for the stored call.
-    fn parties(&self) -> Vec<UserId> {
-        let mut parties = vec![self.customer.id.clone()];
-        parties.extend(self.agent.as_ref().map(|a| a.id.clone()));
-        parties
-    }
+    /// The browser calls that have not ended.
+    calls: BrowserCalls,
 }
 
 impl CallHub {
     pub fn new(presence: Addr<PresenceHub>, pool: DbPool, settings: CallSettings) -> Self {
-        Self {
-            presence,
-            pool,
-            settings,
-            sent: HashMap::new(),
-            live: HashMap::new(),
-            queues: HashMap::new(),
-            open: HashMap::new(),
-        }
+        let (sent, calls) = (HashMap::new(), BrowserCalls::default());
+        Self { presence, pool, settings, sent, calls }
     }
 
     /// Answers the requesting connection; a full mailbox there is a slow consumer.
@@ -171,33 +104,8 @@ impl CallHub {
     }
 
     fn to_user(&self, company: &CompanyId, user_id: &UserId, frame: Frame) {
-        self.presence.do_send(DeliverToUser {
-            company: company.clone(),
-            user_id: user_id.clone(),
-            frame,
-        });
-    }
-
-    /// A waiting call's place in its company's queue, from 1.
-    fn position(&self, company: &CompanyId, call_id: &CallId) -> usize {
-        self.queues
-            .get(company)
-            .and_then(|q| q.iter().position(|id| id == call_id))
-            .map_or(0, |i| i + 1)
-    }
-
-    fn dequeue(&mut self, company: &CompanyId, call_id: &CallId) {
-        if let Some(queue) = self.queues.get_mut(company) {
-            queue.retain(|id| id != call_id);
-        }
-    }
-
-    /// Drops every trace of a browser call from the hub's maps.
-    fn forget(&mut self, call_id: &CallId) {
-        if let Some(call) = self.live.remove(call_id) {
-            self.open.remove(&(call.company.clone(), call.customer.id.clone()));
-            self.dequeue(&call.company, call_id);
-        }
+        let (company, user_id) = (company.clone(), user_id.clone());
+        self.presence.do_send(DeliverToUser { company, user_id, frame });
     }
 
     /// Stores a browser call's status through [`record_as`]; `then` sees the outcome here.
@@ -211,7 +119,7 @@ impl CallHub {
     ) where
         F: FnOnce(&mut Self, &mut Context<Self>, Result<StoredEvent, RecordError>) + 'static,
     {
-        let Some(call) = self.live.get(call_id) else { return };
+        let Some(call) = self.calls.get(call_id) else { return };
         let company = CompanyChoice::Known(call.company.clone());
         let target = CallTarget::Keys(vec![(BROWSER.to_owned(), call_id.to_string())]);
         let event = CallEvent {
@@ -232,15 +140,158 @@ impl CallHub {
             .spawn(ctx);
     }
 
+    /// Stores a status nobody waits for; a failure is only logged (the call goes on).
+    fn store_quietly(
+        &self,
+        ctx: &mut Context<Self>,
+        call_id: &CallId,
+        status: CallStatus,
+        reason: Option<&str>,
+    ) {
+        self.store(ctx, call_id, status, reason, move |_, _, result| {
+            if let Err(e) = result {
+                log::warn!("storing a browser call's {} failed: {e}", status.as_str());
+            }
+        });
+    }
+
+    /// `queued` is stored (or not): answer the customer, start the queue timeout, offer it.
+    fn queued(
+        &mut self,
+        ctx: &mut Context<Self>,
+        call_id: CallId,
+        reply_to: ReplyTo,
+        result: Result<StoredEvent, RecordError>,
+    ) {
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let company = call.company.clone();
+        if let Err(e) = result {
+            log::error!("storing a browser call failed: {e}");
+            self.calls.forget(&call_id);
+            let text = "storage is unavailable, try again";
+            return self.answer_error(&company, &reply_to, ErrorCode::StorageUnavailable, text);
+        }
+        call.phase = Phase::Waiting;
+        let position = self.calls.position(&company, &call_id);
+        self.answer(
+            &company,
+            &reply_to,
+            &ServerMessage::CallQueued { call_id: &call_id, position },
+        );
+        let id = call_id.clone();
+        ctx.run_later(self.settings.queue_timeout, move |hub, ctx| {
+            if hub.calls.in_phase(&id, Phase::Waiting).is_some() {
+                hub.finish(ctx, &id, "no-answer", None);
+            }
+        });
+        self.offer(ctx, &call_id);
+    }
+
+    /// Offers a waiting call to the company's available agents.
+    fn offer(&mut self, ctx: &mut Context<Self>, call_id: &CallId) {
+        let Some(call) = self.calls.in_phase(call_id, Phase::Waiting) else { return };
+        let frame = encode(&ServerMessage::IncomingCall {
+            call_id,
+            customer: &call.customer,
+            note: call.note.as_deref(),
+        });
+        let id = call_id.clone();
+        self.presence
+            .send(DeliverToAvailableAgents { company: call.company.clone(), frame })
+            .into_actor(self)
+            .map(move |delivered, hub, ctx| {
+                if delivered.unwrap_or(0) > 0 {
+                    hub.mark_offered(ctx, &id);
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Offers every call still waiting to an agent who just became available.
+    fn offer_waiting_to(&mut self, ctx: &mut Context<Self>, company: &CompanyId, agent: &UserId) {
+        for call_id in self.calls.queue(company) {
+            let Some(call) = self.calls.in_phase(&call_id, Phase::Waiting) else { continue };
+            let incoming = ServerMessage::IncomingCall {
+                call_id: &call_id,
+                customer: &call.customer,
+                note: call.note.as_deref(),
+            };
+            self.to_user(company, agent, encode(&incoming));
+            self.mark_offered(ctx, &call_id);
+        }
+    }
+
+    /// The first time a call reaches an agent's screen it is `ringing`.
+    fn mark_offered(&mut self, ctx: &mut Context<Self>, call_id: &CallId) {
+        let Some(call) = self.calls.get_mut(call_id).filter(|c| !c.offered) else { return };
+        call.offered = true;
+        self.store_quietly(ctx, call_id, CallStatus::Ringing, None);
+    }
+
+    /// The accepting agent's `in-progress` is stored (or not): connect the parties.
+    fn accepted(
+        &mut self,
+        company: CompanyId,
+        call_id: CallId,
+        reply_to: ReplyTo,
+        result: Result<StoredEvent, RecordError>,
+    ) {
+        let Some(call) = self.calls.get_mut(&call_id).filter(|c| c.phase == Phase::Accepting)
+        else {
+            // The customer hung up while the accept was being stored.
+            return self.answer_error(
+                &company,
+                &reply_to,
+                ErrorCode::NotFound,
+                "the call has ended",
+            );
+        };
+        if let Err(e) = result {
+            log::error!("storing an accepted browser call failed: {e}");
+            call.phase = Phase::Waiting;
+            call.agent = None;
+            self.calls.requeue_first(&company, call_id);
+            let text = "storage is unavailable, try again";
+            return self.answer_error(&company, &reply_to, ErrorCode::StorageUnavailable, text);
+        }
+        call.phase = Phase::Talking;
+        let (Some(agent), customer) = (call.agent.clone(), call.customer.id.clone()) else {
+            return;
+        };
+        let accepted = ServerMessage::CallAccepted { call_id: &call_id, agent: &agent };
+        self.to_user(&company, &customer, encode(&accepted));
+        self.answer(&company, &reply_to, &accepted);
+        let taken = encode(&ServerMessage::CallTaken { call_id: &call_id, by: &agent });
+        let except_user = Some(agent.id.clone());
+        self.presence.do_send(DeliverToStaff { company, except_user, frame: taken });
+    }
+
+    /// Ends a call: both parties (and, for a call nobody took, the agents it was offered to)
+    /// hear `call_ended` at once; the `ended` status is stored and pushed as usual.
+    fn finish(
+        &mut self,
+        ctx: &mut Context<Self>,
+        call_id: &CallId,
+        reason: &str,
+        by: Option<&UserRef>,
+    ) {
+        let Some(call) = self.calls.get(call_id) else { return };
+        let frame = encode(&ServerMessage::CallEnded { call_id, reason, by });
+        self.to_user(&call.company, &call.customer.id, frame.clone());
+        match (&call.agent, call.phase) {
+            (Some(agent), Phase::Talking) => self.to_user(&call.company, &agent.id, frame),
+            _ => {
+                let company = call.company.clone();
+                self.presence.do_send(DeliverToStaff { company, except_user: None, frame })
+            }
+        }
+        self.store_quietly(ctx, call_id, CallStatus::Ended, Some(reason));
+        self.calls.forget(call_id);
+    }
+
     /// A party's last connection is gone: end its calls unless it is back within the grace.
     fn end_after_grace(&mut self, ctx: &mut Context<Self>, company: CompanyId, user_id: UserId) {
-        let calls: Vec<CallId> = self
-            .live
-            .iter()
-            .filter(|(_, c)| c.company == company && c.is_party(&user_id))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for call_id in calls {
+        for call_id in self.calls.calls_of(&company, &user_id) {
             let (company, user_id) = (company.clone(), user_id.clone());
             ctx.run_later(self.settings.grace, move |hub, ctx| {
                 hub.presence
@@ -265,6 +316,188 @@ impl Actor for CallHub {
             // Live calls stay until they end; ended ones are kept a while for their stragglers.
             hub.sent.retain(|_, (rank, at)| *rank < TERMINAL_RANK || at.elapsed() < REMEMBER_ENDED);
         });
+    }
+}
+
+impl Handler<CallChanged> for CallHub {
+    type Result = ();
+
+    /// Two handlers on two worker threads can store two changes of one call and tell the hub
+    /// in either order. The database already refused to move the call backwards; this memory
+    /// of the last rank pushed per call makes the screens agree with it: a notice that is not
+    /// newer than the one already shown is dropped, not shown late.
+    fn handle(&mut self, msg: CallChanged, _: &mut Context<Self>) {
+        if self.sent.get(&msg.call_id).is_some_and(|(rank, _)| *rank >= msg.rank) {
+            return;
+        }
+        self.sent.insert(msg.call_id, (msg.rank, Instant::now()));
+        self.presence.do_send(DeliverToStaffAndUser {
+            company: msg.company,
+            user_id: msg.owner_id,
+            frame: msg.frame,
+        });
+    }
+}
+
+/// A customer asks to talk (`call_request`): answers `call_queued` or `queue_full`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequestCall {
+    pub company: CompanyId,
+    pub customer: UserRef,
+    pub note: Option<String>,
+    pub reply_to: ReplyTo,
+}
+
+impl Handler<RequestCall> for CallHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestCall, ctx: &mut Context<Self>) {
+        let company = msg.company;
+        if let Some(call_id) = self.calls.open_call(&company, &msg.customer.id) {
+            // One open call per customer: asking again answers the same call while it waits.
+            if self.calls.in_phase(call_id, Phase::Waiting).is_none() {
+                let text = "you already have an open call";
+                return self.answer_error(&company, &msg.reply_to, ErrorCode::InvalidMessage, text);
+            }
+            let position = self.calls.position(&company, call_id);
+            let queued = ServerMessage::CallQueued { call_id, position };
+            return self.answer(&company, &msg.reply_to, &queued);
+        }
+        if self.calls.waiting(&company) >= self.settings.max_queued_per_company {
+            let text = "all agents are busy and the queue is full, try again later";
+            return self.answer_error(&company, &msg.reply_to, ErrorCode::QueueFull, text);
+        }
+        let call_id = self.calls.enqueue(company, msg.customer, msg.note);
+        let (id, reply_to) = (call_id.clone(), msg.reply_to);
+        self.store(ctx, &call_id, CallStatus::Queued, None, move |hub, ctx, result| {
+            hub.queued(ctx, id, reply_to, result)
+        });
+    }
+}
+
+/// An agent takes a waiting call (`call_accept`); the first one wins.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AcceptCall {
+    pub company: CompanyId,
+    pub agent: UserRef,
+    pub call_id: CallId,
+    pub reply_to: ReplyTo,
+}
+
+impl Handler<AcceptCall> for CallHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: AcceptCall, ctx: &mut Context<Self>) {
+        let company = msg.company;
+        let Some(call) = self.calls.get_mut(&msg.call_id).filter(|c| c.company == company) else {
+            let text = "no such call waiting";
+            return self.answer_error(&company, &msg.reply_to, ErrorCode::NotFound, text);
+        };
+        if call.phase != Phase::Waiting {
+            let text = "another agent took this call";
+            return self.answer_error(&company, &msg.reply_to, ErrorCode::CallAlreadyTaken, text);
+        }
+        // Decided here: from now on every other accept is late.
+        call.phase = Phase::Accepting;
+        call.agent = Some(msg.agent);
+        self.calls.dequeue(&company, &msg.call_id);
+        let (call_id, reply_to) = (msg.call_id, msg.reply_to);
+        let id = call_id.clone();
+        self.store(ctx, &call_id, CallStatus::InProgress, None, move |hub, _, result| {
+            hub.accepted(company, id, reply_to, result)
+        });
+    }
+}
+
+/// Either party ends the call (`call_end`); anyone else gets `not_in_call`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndCall {
+    pub company: CompanyId,
+    pub user: UserRef,
+    pub call_id: CallId,
+    pub reason: Option<String>,
+    pub reply_to: ReplyTo,
+}
+
+impl Handler<EndCall> for CallHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndCall, ctx: &mut Context<Self>) {
+        let is_party = self
+            .calls
+            .get(&msg.call_id)
+            .is_some_and(|c| c.company == msg.company && c.is_party(&msg.user.id));
+        if !is_party {
+            let text = "you are not a party of that call";
+            return self.answer_error(&msg.company, &msg.reply_to, ErrorCode::NotInCall, text);
+        }
+        self.finish(ctx, &msg.call_id, msg.reason.as_deref().unwrap_or("hangup"), Some(&msg.user));
+    }
+}
+
+/// One WebRTC signaling message, relayed unchanged.
+#[derive(Debug, Clone)]
+pub enum Signal {
+    Offer(Value),
+    Answer(Value),
+    Candidate(Value),
+}
+
+/// A party sends signaling for its call in progress; it goes to the other party only.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RelaySignal {
+    pub company: CompanyId,
+    pub from: UserRef,
+    pub call_id: CallId,
+    pub signal: Signal,
+    pub reply_to: ReplyTo,
+}
+
+impl Handler<RelaySignal> for CallHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: RelaySignal, _: &mut Context<Self>) {
+        let other = self
+            .calls
+            .in_phase(&msg.call_id, Phase::Talking)
+            .filter(|c| c.company == msg.company)
+            .and_then(|c| c.other_party(&msg.from.id));
+        let Some(other) = other else {
+            let text = "that call is not in progress with you";
+            return self.answer_error(&msg.company, &msg.reply_to, ErrorCode::NotInCall, text);
+        };
+        let (call_id, from) = (&msg.call_id, &msg.from);
+        let frame = encode(&match &msg.signal {
+            Signal::Offer(sdp) => ServerMessage::WebrtcOffer { call_id, sdp, from },
+            Signal::Answer(sdp) => ServerMessage::WebrtcAnswer { call_id, sdp, from },
+            Signal::Candidate(candidate) => {
+                ServerMessage::IceCandidate { call_id, candidate, from }
+            }
+        });
+        self.to_user(&msg.company, &other.id, frame);
+    }
+}
+
+/// Whether a user is a party of a live browser call (customers may join its room).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsParty {
+    pub company: CompanyId,
+    pub call_id: CallId,
+    pub user_id: UserId,
+}
+
+impl Handler<IsParty> for CallHub {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsParty, _: &mut Context<Self>) -> bool {
+        self.calls
+            .get(&msg.call_id)
+            .is_some_and(|c| c.company == msg.company && c.is_party(&msg.user_id))
     }
 }
 

@@ -1,17 +1,14 @@
-//! The push of stored status changes. Webhook and REST handlers (and the CallHub itself, for
-//! browser calls) call [`record`]: the event is stored and the call moved forward in one
-//! transaction, and only then is the hub told ([`CallChanged`], with the frame encoded once).
-//! Nobody hears of a change that could still be lost.
+//! Recording a call event: webhook and REST handlers (and the CallHub itself, for browser
+//! calls) call [`record`]; the event is stored and the call moved forward in one transaction,
+//! and only then is the hub told ([`CallChanged`], with the frame encoded once). Nobody hears
+//! of a change that could still be lost.
 
-use std::time::Instant;
-
+use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
-use super::CallHub;
 use crate::calls::CallEvent;
 use crate::db::calls::{StoreError, StoredEvent};
 use crate::db::{self, DbError, DbPool};
-use crate::hubs::presence::DeliverToStaffAndUser;
 use crate::ids::{CallId, CompanyId, UserId};
 use crate::protocol::{Frame, ServerMessage, encode};
 use crate::time::timestamp_from_millis;
@@ -27,23 +24,31 @@ pub enum RecordError {
     Storage(#[from] DbError),
 }
 
-/// Stores an event and, when it changed the call, tells the [`CallHub`]: stored first, told
-/// after.
-pub async fn record(
+/// Stores an event and, when it changed the call, tells the `CallHub` (`call_hub`): stored
+/// first, told after.
+pub async fn record<H>(
     pool: &DbPool,
-    call_hub: &Addr<CallHub>,
+    call_hub: &Addr<H>,
     event: CallEvent,
-) -> Result<StoredEvent, RecordError> {
+) -> Result<StoredEvent, RecordError>
+where
+    H: Handler<CallChanged>,
+    H::Context: ToEnvelope<H, CallChanged>,
+{
     record_as(pool, call_hub, event, CallId::random()).await
 }
 
 /// [`record`], with the id a call created by this event gets (browser calls choose their own).
-pub async fn record_as(
+pub async fn record_as<H>(
     pool: &DbPool,
-    call_hub: &Addr<CallHub>,
+    call_hub: &Addr<H>,
     event: CallEvent,
     new_call_id: CallId,
-) -> Result<StoredEvent, RecordError> {
+) -> Result<StoredEvent, RecordError>
+where
+    H: Handler<CallChanged>,
+    H::Context: ToEnvelope<H, CallChanged>,
+{
     let stored = db::run(pool, move |conn| {
         match db::calls::store_event(conn, &event, new_call_id.as_str()) {
             Ok(stored) => Ok(Some(stored)),
@@ -97,24 +102,4 @@ pub struct CallChanged {
     pub rank: i32,
     /// `call_status_changed`, encoded once.
     pub frame: Frame,
-}
-
-impl Handler<CallChanged> for CallHub {
-    type Result = ();
-
-    /// Two handlers on two worker threads can store two changes of one call and tell the hub
-    /// in either order. The database already refused to move the call backwards; this memory
-    /// of the last rank pushed per call makes the screens agree with it: a notice that is not
-    /// newer than the one already shown is dropped, not shown late.
-    fn handle(&mut self, msg: CallChanged, _: &mut Context<Self>) {
-        if self.sent.get(&msg.call_id).is_some_and(|(rank, _)| *rank >= msg.rank) {
-            return;
-        }
-        self.sent.insert(msg.call_id, (msg.rank, Instant::now()));
-        self.presence.do_send(DeliverToStaffAndUser {
-            company: msg.company,
-            user_id: msg.owner_id,
-            frame: msg.frame,
-        });
-    }
 }
