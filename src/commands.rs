@@ -15,7 +15,7 @@ use crate::user::clean_display_name;
 /// `switchboard migrate`.
 pub fn migrate(settings: &Settings) -> Result<(), StartupError> {
     open_database(settings)?;
-    log::info!("database {} is up to date", settings.database_url);
+    log::info!("database {} is up to date", settings.storage.database_url);
     Ok(())
 }
 
@@ -43,8 +43,8 @@ pub fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), StartupEr
         .into());
     }
     let pool = open_database(settings)?;
-    let hasher = PasswordHasher::new().map_err(|e| StartupError::Other(e.to_string()))?;
-    let password_hash = hasher.hash(&password).map_err(|e| StartupError::Other(e.to_string()))?;
+    let hasher = PasswordHasher::new()?;
+    let password_hash = hasher.hash(&password)?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let role = match args.role {
         StaffRole::Agent => "agent",
@@ -79,9 +79,7 @@ fn read_password() -> Result<String, StartupError> {
         return Ok(password);
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
-        StartupError::Other(format!("cannot read the password from standard input: {e}"))
-    })?;
+    std::io::stdin().lock().read_line(&mut line).map_err(StartupError::PasswordInput)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -97,15 +95,13 @@ pub fn print_token(settings: &Settings, args: &TokenArgs) -> Result<(), StartupE
     let pool = open_database(settings)?;
     let tokens = token_service(settings, &pool)?;
     let name = args.name.as_deref().map(clean_display_name);
-    let issued = tokens
-        .issue(
-            sub.as_str(),
-            args.role,
-            company.as_str(),
-            name.as_deref(),
-            Duration::from_secs(args.ttl_secs),
-        )
-        .map_err(|e| StartupError::Other(format!("cannot sign the token: {e}")))?;
+    let issued = tokens.issue(
+        sub.as_str(),
+        args.role,
+        company.as_str(),
+        name.as_deref(),
+        Duration::from_secs(args.ttl_secs),
+    )?;
     println!("{}", issued.token);
     Ok(())
 }

@@ -47,11 +47,6 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: switchboard::config::Settings) -> Result<(), StartupError> {
-    actix_web::rt::System::new().block_on(async move {
-        Application::build(settings)
-            .await?
-            .run_until_stopped()
-            .await
-            .map_err(|e| StartupError::Other(format!("server failed: {e}")))
-    })
+    actix_web::rt::System::new()
+        .block_on(async move { Application::build(settings).await?.run_until_stopped().await })
 }

@@ -11,27 +11,35 @@ use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
 use base64::Engine;
 
-use crate::auth::{ExternalIssuer, PasswordHasher, TokenService};
+use crate::auth::{ExternalIssuer, PasswordHashError, PasswordHasher, TokenService};
 use crate::calendar::CalendarTool;
 use crate::calendar::crypto::TokenCipher;
 use crate::calendar::oauth::Google;
 use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbError, DbPool};
-use crate::hubs::calls::CallSettings;
+use crate::hubs::Hubs;
 use crate::hubs::presence::CloseAll;
-use crate::hubs::{HubLimits, Hubs};
 use crate::state::{AppState, AuthLimits, SessionConfig};
 use crate::{routes, ws};
 
-/// Why the hub could not start; the message names the setting at fault where there is one.
+/// Why the hub could not start (or stopped); the message names the setting at fault where
+/// there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("--database-url: {0}")]
     Database(#[from] DbError),
-    #[error("{0}")]
-    Other(String),
+    #[error("password hashing: {0}")]
+    PasswordHashing(#[from] PasswordHashError),
+    #[error("cannot sign the token: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+    #[error("cannot read the password from standard input: {0}")]
+    PasswordInput(std::io::Error),
+    #[error("cannot serve on {address}: {source}")]
+    Serve { address: SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Server(std::io::Error),
 }
 
 /// A built, bound, not yet running server.
@@ -43,7 +51,7 @@ pub struct Application {
 
 /// Opens the database and applies pending migrations (shared by `serve` and the sub-commands).
 pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
-    let pool = db::connect(&settings.database_url)?;
+    let pool = db::connect(&settings.storage.database_url)?;
     for version in db::migrate(&pool)? {
         log::info!("applied migration {version}");
     }
@@ -53,7 +61,8 @@ pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
 /// The token service: `--jwt-secret`, or the secret generated once and kept in the database;
 /// plus the external identity provider's key when `--jwt-public-key` is set.
 pub fn token_service(settings: &Settings, pool: &DbPool) -> Result<TokenService, StartupError> {
-    let secret = match &settings.jwt_secret {
+    let auth = &settings.auth;
+    let secret = match &auth.jwt_secret {
         Some(secret) => secret.expose().to_owned(),
         None => {
             let mut conn = pool.get().map_err(DbError::from)?;
@@ -65,7 +74,7 @@ pub fn token_service(settings: &Settings, pool: &DbPool) -> Result<TokenService,
             .map_err(DbError::from)?
         }
     };
-    let external = match (&settings.jwt_public_key, &settings.jwt_issuer, &settings.jwt_audience) {
+    let external = match (&auth.jwt_public_key, &auth.jwt_issuer, &auth.jwt_audience) {
         (Some(path), Some(issuer), Some(audience)) => {
             Some(ExternalIssuer::load(path, issuer.clone(), audience.clone())?)
         }
@@ -88,75 +97,32 @@ impl Application {
         settings.validate()?;
         let pool = open_database(&settings)?;
         let tokens = Arc::new(token_service(&settings, &pool)?);
-        let passwords =
-            Arc::new(PasswordHasher::new().map_err(|e| StartupError::Other(e.to_string()))?);
-        let listener = listen(settings.bind).map_err(|e| {
-            ConfigError::new("--bind", format!("cannot listen on {}: {e}", settings.bind))
-        })?;
-        let address = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
-        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
-
-        let limits = HubLimits {
-            max_connections_per_user: settings.max_connections_per_user as usize,
-            max_rooms_per_connection: settings.max_rooms_per_connection as usize,
-            calls: CallSettings {
-                queue_timeout: Duration::from_millis(settings.queue_timeout_ms),
-                grace: Duration::from_millis(settings.call_grace_ms),
-                max_queued_per_company: settings.max_queued_calls as usize,
-            },
-        };
+        let listener = listen(settings.http.bind)?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| StartupError::Serve { address: settings.http.bind, source })?;
+        let public_url =
+            settings.http.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
         let cipher = Arc::new(TokenCipher::from_settings(
-            settings.encryption_key.as_ref(),
-            &settings.database_url,
+            settings.google.encryption_key.as_ref(),
+            &settings.storage.database_url,
         )?);
-        let google = Google::from_settings(&settings, &public_url).map(Arc::new);
+        let google = Google::from_settings(&settings.google, &public_url).map(Arc::new);
         let calendar = CalendarTool::new(pool.clone(), Arc::clone(&cipher), google.clone());
-        let hubs = Hubs::start(limits, pool.clone(), calendar);
-        let session = Arc::new(SessionConfig {
-            hubs: hubs.clone(),
-            tokens: Arc::clone(&tokens),
-            heartbeat_interval: Duration::from_millis(settings.heartbeat_interval_ms),
-            client_timeout: Duration::from_millis(settings.client_timeout_ms),
-            auth_timeout: Duration::from_millis(settings.auth_timeout_ms),
-            max_message_bytes: settings.max_message_bytes as usize,
-            rate_limit_per_sec: settings.rate_limit_per_sec,
-            rate_limit_burst: settings.rate_limit_burst,
-            mailbox_capacity: settings.session_queue as usize,
-            origin_policy: settings.origin_policy(),
-        });
-        let workers = if settings.workers == 0 {
-            std::thread::available_parallelism().map_or(1, usize::from)
-        } else {
-            settings.workers
-        };
-        let state = web::Data::new(AppState {
-            limits: AuthLimits::new(settings.auth_rate_per_minute),
-            settings,
+        let hubs = Hubs::start(&settings, pool.clone(), calendar);
+        let state = AppState {
+            limits: AuthLimits::new(settings.auth.auth_rate_per_minute),
+            session: Arc::new(SessionConfig::new(&settings, hubs.clone(), Arc::clone(&tokens))),
+            passwords: Arc::new(PasswordHasher::new()?),
             public_url,
             pool,
             hubs: hubs.clone(),
-            tokens: Arc::clone(&tokens),
-            passwords,
-            session,
+            tokens,
             google,
             cipher,
-        });
-        let token_data = web::Data::from(tokens);
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(access_log())
-                .app_data(state.clone())
-                .app_data(token_data.clone())
-                .configure(routes::configure)
-                .configure(ws::configure)
-                .default_service(web::to(routes::not_found))
-        })
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)
-        .map_err(|e| StartupError::Other(format!("cannot serve on {address}: {e}")))?
-        .run();
+            settings,
+        };
+        let server = serve(state, listener, address)?;
         log::info!("listening on http://{address}");
         Ok(Self { address, server, hubs })
     }
@@ -170,7 +136,7 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM, then closes every WebSocket with 1001 and stops gracefully.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let handle = self.server.handle();
         let presence = self.hubs.presence.clone();
         actix_web::rt::spawn(async move {
@@ -183,19 +149,49 @@ impl Application {
             actix_web::rt::time::sleep(Duration::from_millis(250)).await;
             handle.stop(true).await;
         });
-        self.server.await
+        self.server.await.map_err(StartupError::Server)
     }
+}
+
+/// The HTTP server over `listener`: every route, the shared state, the access log.
+fn serve(
+    state: AppState,
+    listener: TcpListener,
+    address: SocketAddr,
+) -> Result<Server, StartupError> {
+    let workers = state.settings.http.worker_threads();
+    let token_data = web::Data::from(Arc::clone(&state.tokens));
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(access_log())
+            .app_data(state.clone())
+            .app_data(token_data.clone())
+            .configure(routes::configure)
+            .configure(ws::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)
+    .map_err(|source| StartupError::Serve { address, source })?
+    .run();
+    Ok(server)
 }
 
 /// A listening socket with `SO_REUSEADDR`, so a restarted hub gets its port back while the
 /// previous run's connections linger in TIME_WAIT.
-fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket =
-        socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
+fn listen(address: SocketAddr) -> Result<TcpListener, ConfigError> {
+    let bind = || -> std::io::Result<TcpListener> {
+        let domain = socket2::Domain::for_address(address);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(1024)?;
+        Ok(socket.into())
+    };
+    bind().map_err(|e| ConfigError::new("--bind", format!("cannot listen on {address}: {e}")))
 }
 
 async fn shutdown_signal() {

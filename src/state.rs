@@ -58,3 +58,21 @@ pub struct SessionConfig {
     pub mailbox_capacity: usize,
     pub origin_policy: OriginPolicy,
 }
+
+impl SessionConfig {
+    pub fn new(settings: &Settings, hubs: Hubs, tokens: Arc<TokenService>) -> Self {
+        let ws = &settings.websocket;
+        Self {
+            hubs,
+            tokens,
+            heartbeat_interval: ws.heartbeat_interval(),
+            client_timeout: ws.client_timeout(),
+            auth_timeout: ws.auth_timeout(),
+            max_message_bytes: ws.max_message_bytes(),
+            rate_limit_per_sec: ws.rate_limit_per_sec,
+            rate_limit_burst: ws.rate_limit_burst,
+            mailbox_capacity: ws.mailbox_capacity(),
+            origin_policy: settings.http.origin_policy(),
+        }
+    }
+}

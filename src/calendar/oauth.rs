@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Secret, Settings};
+use crate::config::{GoogleSettings, Secret};
 
 pub type Connector =
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
@@ -64,7 +64,7 @@ pub struct GoogleConfig {
 
 impl GoogleConfig {
     /// `None` unless both the client id and the client secret are configured.
-    pub fn from_settings(settings: &Settings, public_url: &str) -> Option<Self> {
+    pub fn from_settings(settings: &GoogleSettings, public_url: &str) -> Option<Self> {
         let (client_id, client_secret) =
             (settings.google_client_id.clone()?, settings.google_client_secret.clone()?);
         let mut api_url = settings.google_api_url.clone();
@@ -108,7 +108,7 @@ pub struct Google {
 }
 
 impl Google {
-    pub fn from_settings(settings: &Settings, public_url: &str) -> Option<Self> {
+    pub fn from_settings(settings: &GoogleSettings, public_url: &str) -> Option<Self> {
         let config = GoogleConfig::from_settings(settings, public_url)?;
         Some(Self { config: Arc::new(config), http: http_client() })
     }

@@ -22,20 +22,13 @@ pub mod rooms;
 use actix::prelude::*;
 
 use crate::calendar::CalendarTool;
+use crate::config::Settings;
 use crate::db::DbPool;
 
 pub use calls::CallHub;
 pub use connection::{ConnectionHandle, ReplyTo};
 pub use presence::PresenceHub;
 pub use rooms::RoomHub;
-
-/// Limits the hubs enforce, from the settings.
-#[derive(Debug, Clone, Copy)]
-pub struct HubLimits {
-    pub max_connections_per_user: usize,
-    pub max_rooms_per_connection: usize,
-    pub calls: calls::CallSettings,
-}
 
 /// Addresses of every hub, started once at startup and shared through `web::Data`.
 #[derive(Clone)]
@@ -48,10 +41,12 @@ pub struct Hubs {
 
 impl Hubs {
     /// Starts every hub on the current arbiter and wires their subscriptions.
-    pub fn start(limits: HubLimits, pool: DbPool, calendar: CalendarTool) -> Self {
-        let presence = PresenceHub::new(limits.max_connections_per_user).start();
-        let rooms = RoomHub::new(presence.clone(), limits.max_rooms_per_connection).start();
-        let calls = CallHub::new(presence.clone(), pool, limits.calls).start();
+    pub fn start(settings: &Settings, pool: DbPool, calendar: CalendarTool) -> Self {
+        let ws = &settings.websocket;
+        let presence = PresenceHub::new(ws.max_connections_per_user as usize).start();
+        let max_rooms = ws.max_rooms_per_connection as usize;
+        let rooms = RoomHub::new(presence.clone(), max_rooms).start();
+        let calls = CallHub::new(presence.clone(), pool, settings.calls.clone()).start();
         presence.do_send(presence::Subscribe { subscriber: rooms.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });
         Self { presence, rooms, calls, calendar: calendar.start() }

@@ -60,7 +60,7 @@ fn issue(state: &AppState, identity: &Identity, ttl: Duration) -> Result<IssuedT
 }
 
 fn client_key(req: &HttpRequest, state: &AppState) -> String {
-    client_ip(req, &state.settings.trusted_proxies)
+    client_ip(req, &state.settings.http.trusted_proxies)
         .map_or_else(|| "unknown".into(), |ip| ip.to_string())
 }
 
@@ -130,9 +130,11 @@ async fn guest(
     if !state.limits.guest_by_ip.check(&client_key(&req, &state)) {
         return Err(AppError::rate_limited());
     }
-    let company = request.company.unwrap_or_else(|| state.settings.default_company.clone());
-    let company = CompanyId::parse(company.trim())
-        .ok_or_else(|| AppError::invalid_message("company must be a non-empty id"))?;
+    let company = match request.company {
+        Some(named) => CompanyId::parse(named.trim())
+            .ok_or_else(|| AppError::invalid_message("company must be a non-empty id"))?,
+        None => state.settings.telephony.default_company.clone(),
+    };
     let lookup = company.clone();
     let known =
         db::run(&state.pool, move |conn| db::users::company_exists(conn, lookup.as_str())).await?;

@@ -58,5 +58,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn webrtc_config(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "ice_servers": state.settings.ice_servers }))
+    HttpResponse::Ok().json(json!({ "ice_servers": state.settings.calls.ice_servers }))
 }

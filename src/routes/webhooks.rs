@@ -58,8 +58,12 @@ async fn twilio_status(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let token =
-        state.settings.twilio_auth_token.as_ref().ok_or_else(|| not_configured("Twilio"))?;
+    let token = state
+        .settings
+        .telephony
+        .twilio_auth_token
+        .as_ref()
+        .ok_or_else(|| not_configured("Twilio"))?;
     let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     // The URL Twilio signed: our public URL, the path and the raw query exactly as sent.
     let uri = req.uri();
@@ -98,13 +102,8 @@ async fn twilio_status(
 fn company_choice(state: &AppState, named: Option<&str>) -> Result<CompanyChoice, AppError> {
     match named {
         Some(company) => Ok(CompanyChoice::Known(parse_company(company)?)),
-        None => Ok(CompanyChoice::RegisteredElse(default_company(state)?)),
+        None => Ok(CompanyChoice::RegisteredElse(state.settings.telephony.default_company.clone())),
     }
-}
-
-fn default_company(state: &AppState) -> Result<CompanyId, AppError> {
-    CompanyId::parse(&state.settings.default_company)
-        .ok_or_else(|| AppError::internal("--default-company is not a valid id"))
 }
 
 /// `POST /api/v1/webhooks/vapi`: a Vapi server message.
@@ -113,7 +112,8 @@ async fn vapi_message(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let secret = state.settings.vapi_secret.as_ref().ok_or_else(|| not_configured("Vapi"))?;
+    let secret =
+        state.settings.telephony.vapi_secret.as_ref().ok_or_else(|| not_configured("Vapi"))?;
     if !vapi::secret_matches(&req, secret.expose()) {
         return Err(invalid_signature().with_status(StatusCode::UNAUTHORIZED));
     }

@@ -45,6 +45,7 @@ use super::presence::{
     EvictSlowConsumer, IsOnline, PresenceEvent, PresenceHub,
 };
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice, TERMINAL_RANK};
+use crate::config::CallsSettings;
 use crate::db::DbPool;
 use crate::db::calls::StoredEvent;
 use crate::error::ErrorCode;
@@ -58,19 +59,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// The provider name and key space of calls placed from the landing page.
 const BROWSER: &str = "browser";
 
-/// Timing and limits of browser calls, from the settings.
-#[derive(Debug, Clone, Copy)]
-pub struct CallSettings {
-    pub queue_timeout: Duration,
-    pub grace: Duration,
-    pub max_queued_per_company: usize,
-}
-
 /// The call actor. See the module docs.
 pub struct CallHub {
     presence: Addr<PresenceHub>,
     pool: DbPool,
-    settings: CallSettings,
+    settings: CallsSettings,
     /// Per call: the rank last pushed, and when (see [`CallChanged`]'s handler).
     sent: HashMap<CallId, (i32, Instant)>,
     /// The browser calls that have not ended.
@@ -78,7 +71,7 @@ pub struct CallHub {
 }
 
 impl CallHub {
-    pub fn new(presence: Addr<PresenceHub>, pool: DbPool, settings: CallSettings) -> Self {
+    pub fn new(presence: Addr<PresenceHub>, pool: DbPool, settings: CallsSettings) -> Self {
         let (sent, calls) = (HashMap::new(), BrowserCalls::default());
         Self { presence, pool, settings, sent, calls }
     }
@@ -179,7 +172,7 @@ impl CallHub {
             &ServerMessage::CallQueued { call_id: &call_id, position },
         );
         let id = call_id.clone();
-        ctx.run_later(self.settings.queue_timeout, move |hub, ctx| {
+        ctx.run_later(self.settings.queue_timeout(), move |hub, ctx| {
             if hub.calls.in_phase(&id, Phase::Waiting).is_some() {
                 hub.finish(ctx, &id, "no-answer", None);
             }
@@ -293,7 +286,7 @@ impl CallHub {
     fn end_after_grace(&mut self, ctx: &mut Context<Self>, company: CompanyId, user_id: UserId) {
         for call_id in self.calls.calls_of(&company, &user_id) {
             let (company, user_id) = (company.clone(), user_id.clone());
-            ctx.run_later(self.settings.grace, move |hub, ctx| {
+            ctx.run_later(self.settings.grace(), move |hub, ctx| {
                 hub.presence
                     .send(IsOnline { company, user_id })
                     .into_actor(hub)
@@ -364,7 +357,7 @@ impl Handler<RequestCall> for CallHub {
             let queued = ServerMessage::CallQueued { call_id, position };
             return self.answer(&company, &msg.reply_to, &queued);
         }
-        if self.calls.waiting(&company) >= self.settings.max_queued_per_company {
+        if self.calls.waiting(&company) >= self.settings.max_queued_per_company() {
             let text = "all agents are busy and the queue is full, try again later";
             return self.answer_error(&company, &msg.reply_to, ErrorCode::QueueFull, text);
         }

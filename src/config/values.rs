@@ -1,0 +1,128 @@
+//! The value types of settings and their parsers: a [`Secret`] that never prints, a
+//! [`DatabaseUrl`], and the checks clap runs on single values.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::ids::CompanyId;
+use crate::user::Role;
+
+/// A secret setting: usable, but never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// Where the SQLite database lives, parsed from `sqlite://PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    pub path: PathBuf,
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let path = value
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| "expected sqlite://PATH (e.g. sqlite://switchboard.db)".to_owned())?;
+        if path.is_empty() {
+            return Err("the path after sqlite:// is empty".to_owned());
+        }
+        Ok(Self { path: PathBuf::from(path) })
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sqlite://{}", self.path.display())
+    }
+}
+
+pub(super) fn parse_role(value: &str) -> Result<Role, String> {
+    value.parse()
+}
+
+pub(super) fn parse_company(value: &str) -> Result<CompanyId, String> {
+    CompanyId::parse(value.trim()).ok_or_else(|| "must be 1-128 printable characters".to_owned())
+}
+
+pub(super) fn parse_ice_servers(value: &str) -> Result<serde_json::Value, String> {
+    let parsed: serde_json::Value =
+        serde_json::from_str(value).map_err(|e| format!("not JSON: {e}"))?;
+    if !parsed.as_array().is_some_and(|servers| servers.iter().all(|s| s.get("urls").is_some())) {
+        return Err("expected a JSON array of {\"urls\": …} objects".to_owned());
+    }
+    Ok(parsed)
+}
+
+pub(super) fn parse_public_url(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(|| "must start with http:// or https://".to_owned())?;
+    if rest.is_empty() || rest.contains(['?', '#']) {
+        return Err("must be a base URL such as https://hub.example.com".to_owned());
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_accepts_relative_and_absolute_paths() {
+        assert_eq!("sqlite://hub.db".parse::<DatabaseUrl>().unwrap().path, PathBuf::from("hub.db"));
+        assert_eq!(
+            "sqlite:///var/lib/sb/hub.db".parse::<DatabaseUrl>().unwrap().path,
+            PathBuf::from("/var/lib/sb/hub.db")
+        );
+        assert!("postgres://x".parse::<DatabaseUrl>().is_err());
+        assert!("sqlite://".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn public_url_is_a_base_url() {
+        assert_eq!(
+            parse_public_url("https://hub.example.com/").unwrap(),
+            "https://hub.example.com"
+        );
+        assert!(parse_public_url("hub.example.com").is_err());
+        assert!(parse_public_url("https://hub.example.com/?x=1").is_err());
+    }
+
+    #[test]
+    fn companies_are_ids() {
+        assert_eq!(parse_company(" acme ").unwrap().as_str(), "acme");
+        assert!(parse_company("").is_err());
+        assert!(parse_company("a\u{1}b").is_err());
+    }
+}
