@@ -55,48 +55,10 @@ pub async fn run(
     function: Function,
 ) -> Result<Value, FunctionError> {
     match function {
-        Function::CheckAvailability { start, end } => {
-            let request = FreeBusyRequest {
-                time_min: Some(start),
-                time_max: Some(end),
-                time_zone: Some("UTC".into()),
-                items: Some(vec![FreeBusyRequestItem { id: Some(CALENDAR.into()) }]),
-                ..Default::default()
-            };
-            let (_, answer) = retry(auth, || hub.freebusy().query(request.clone()).doit()).await?;
-            let busy: Vec<Value> = answer
-                .calendars
-                .and_then(|mut calendars| calendars.remove(CALENDAR))
-                .and_then(|calendar| calendar.busy)
-                .unwrap_or_default()
-                .iter()
-                .map(|period| json!({"start": rfc3339(period.start), "end": rfc3339(period.end)}))
-                .collect();
-            Ok(json!({"available": busy.is_empty(), "busy": busy}))
-        }
+        Function::CheckAvailability { start, end } => availability(hub, auth, start, end).await,
         Function::CreateEvent(appointment) => create(hub, auth, owner, appointment).await,
         Function::Reschedule { event_id, start, end } => {
-            let existing = owned_event(hub, auth, owner, &event_id).await?;
-            let zone = |t: &Option<EventDateTime>| t.as_ref().and_then(|t| t.time_zone.clone());
-            let patch = Event {
-                start: Some(EventDateTime {
-                    date_time: Some(start),
-                    time_zone: zone(&existing.start),
-                    ..Default::default()
-                }),
-                end: Some(EventDateTime {
-                    date_time: Some(end),
-                    time_zone: zone(&existing.end),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            let (_, updated) =
-                retry(auth, || hub.events().patch(patch.clone(), CALENDAR, &event_id).doit())
-                    .await?;
-            Ok(
-                json!({"event_id": event_id, "start": when(&updated.start), "end": when(&updated.end)}),
-            )
+            reschedule(hub, auth, owner, &event_id, start, end).await
         }
         Function::Cancel { event_id } => {
             owned_event(hub, auth, owner, &event_id).await?;
@@ -104,25 +66,84 @@ pub async fn run(
                 .await?;
             Ok(json!({"event_id": event_id, "cancelled": true}))
         }
-        Function::GetDetails { event_id } => {
-            let event = owned_event(hub, auth, owner, &event_id).await?;
-            let attendees: Vec<Value> = event
-                .attendees
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|a| a.email)
-                .map(Value::String)
-                .collect();
-            Ok(json!({
-                "event_id": event_id,
-                "summary": event.summary,
-                "start": when(&event.start),
-                "end": when(&event.end),
-                "attendees": attendees,
-                "status": event.status.unwrap_or_else(|| "confirmed".into()),
-            }))
-        }
+        Function::GetDetails { event_id } => details(hub, auth, owner, &event_id).await,
     }
+}
+
+/// `check_calendar_availability`: the busy periods of the primary calendar in the window.
+async fn availability(
+    hub: &Hub,
+    auth: &RefreshTokenAuth,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Value, FunctionError> {
+    let request = FreeBusyRequest {
+        time_min: Some(start),
+        time_max: Some(end),
+        time_zone: Some("UTC".into()),
+        items: Some(vec![FreeBusyRequestItem { id: Some(CALENDAR.into()) }]),
+        ..Default::default()
+    };
+    let (_, answer) = retry(auth, || hub.freebusy().query(request.clone()).doit()).await?;
+    let busy: Vec<Value> = answer
+        .calendars
+        .and_then(|mut calendars| calendars.remove(CALENDAR))
+        .and_then(|calendar| calendar.busy)
+        .unwrap_or_default()
+        .iter()
+        .map(|period| json!({"start": rfc3339(period.start), "end": rfc3339(period.end)}))
+        .collect();
+    Ok(json!({"available": busy.is_empty(), "busy": busy}))
+}
+
+/// `reschedule_appointment`: moves one of the caller's events, keeping its time zones.
+async fn reschedule(
+    hub: &Hub,
+    auth: &RefreshTokenAuth,
+    owner: Owner<'_>,
+    event_id: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Value, FunctionError> {
+    let existing = owned_event(hub, auth, owner, event_id).await?;
+    let moved = |time: DateTime<Utc>, old: &Option<EventDateTime>| EventDateTime {
+        date_time: Some(time),
+        time_zone: old.as_ref().and_then(|t| t.time_zone.clone()),
+        ..Default::default()
+    };
+    let patch = Event {
+        start: Some(moved(start, &existing.start)),
+        end: Some(moved(end, &existing.end)),
+        ..Default::default()
+    };
+    let (_, updated) =
+        retry(auth, || hub.events().patch(patch.clone(), CALENDAR, event_id).doit()).await?;
+    Ok(json!({"event_id": event_id, "start": when(&updated.start), "end": when(&updated.end)}))
+}
+
+/// `get_appointment_details`: one of the caller's events.
+async fn details(
+    hub: &Hub,
+    auth: &RefreshTokenAuth,
+    owner: Owner<'_>,
+    event_id: &str,
+) -> Result<Value, FunctionError> {
+    let event = owned_event(hub, auth, owner, event_id).await?;
+    let attendees: Vec<Value> = event
+        .attendees
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|a| a.email)
+        .map(Value::String)
+        .collect();
+    Ok(json!({
+        "event_id": event_id,
+        "summary": event.summary,
+        "start": when(&event.start),
+        "end": when(&event.end),
+        "attendees": attendees,
+        "status": event.status.unwrap_or_else(|| "confirmed".into()),
+    }))
 }
 
 async fn create(
