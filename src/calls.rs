@@ -1,4 +1,4 @@
-//! The call model (PROTOCOL.md §6, see `docs/protocol.md`): one model for telephony calls
+//! The call model (`docs/protocol.md` §6): one model for telephony calls
 //! reported by providers (Twilio, Vapi, any other through REST) and browser calls placed from
 //! the landing page. Pure data: nothing here stores or sends anything.
 //!

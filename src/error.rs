@@ -1,6 +1,6 @@
 //! The one error type at the HTTP and WebSocket boundary. Every failure a client can see has a
-//! stable snake_case [`ErrorCode`] (PROTOCOL.md §3); HTTP answers `{"error","message"}` with the
-//! code's status, WebSocket answers an `error` frame with the same code. The public message is
+//! stable snake_case [`ErrorCode`] (`docs/protocol.md` §3); HTTP answers `{"error","message"}` with
+//! the code's status, WebSocket answers an `error` frame with the same code. The public message is
 //! always safe to show: causes (SQL, I/O) go to the log only.
 
 use std::borrow::Cow;
@@ -79,8 +79,8 @@ impl ErrorCode {
     }
 }
 
-/// `function_error.code`: why a calendar function (PROTOCOL.md §7) could not run. Part of the
-/// wire like [`ErrorCode`], so it lives beside it.
+/// `function_error.code`: why a calendar function (`docs/protocol.md` §7) could not run. Part of
+/// the wire like [`ErrorCode`], so it lives beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FunctionErrorCode {

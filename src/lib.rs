@@ -3,29 +3,33 @@
 //! call calendar functions; this one server connects them over WebSockets and REST, with strict
 //! tenant isolation (every map is keyed by company first) and bounded memory per connection.
 //!
-//! The public contract is `PROTOCOL.md` (in the project's shared spec); the README shows it in
-//! use.
+//! The public contract is `PROTOCOL.md` in the project's shared spec; `docs/protocol.md` is this
+//! project's own reference of it as built (every frame, route, setting, error and close code),
+//! and the comments point there by section (`docs/protocol.md` §4 and so on).
 //!
 //! # Layout
 //!
-//! - [`config`]: settings (clap flags with env fallbacks) and sub-commands.
-//! - [`startup`]: build the server (database, secret, hubs, routes) and run it.
+//! Modules depend one way, from the leaves up; no module imports one that imports it back.
+//!
+//! - Leaves: [`ids`] (typed ids parsed at the edge: `CompanyId`, `UserId`, `CallId`,
+//!   `RoomName`, `ConnId`), [`user`] (`Role`, `UserRef`, cleaning display text), [`time`] (the
+//!   clock and the wire form of time), [`error`] (the error codes and the one error type at the
+//!   HTTP/WebSocket boundary), [`calls`] (the call model: statuses that only move forward, the
+//!   normalized `CallEvent`).
+//! - [`config`]: settings (clap flags with env fallbacks, one group per part of the hub) and
+//!   sub-commands.
 //! - [`protocol`]: the WebSocket wire types; frames are encoded once per fan-out.
-//! - [`ids`]: typed ids (`CompanyId`, `UserId`, `RoomName`, `ConnId`) parsed at the edge.
-//! - [`error`]: the error codes and the one error type at the HTTP/WebSocket boundary.
 //! - [`auth`]: JWT verify/issue, password hashing, the REST `Caller` extractor.
 //! - [`db`]: SQLite pool, embedded migrations, `db::run`, queries per table.
-//! - [`calls`]: the call model: statuses that only move forward, the normalized `CallEvent`.
-//! - [`telephony`]: Twilio and Vapi webhooks: signature checks and their wire formats.
+//! - [`telephony`]: Twilio and Vapi: signature checks and their wire formats.
 //! - [`calendar`]: the calendar tool: Google OAuth with PKCE, encrypted tokens at rest, the five
 //!   functions, and the `CalendarTool` actor (one client per user).
-//! - [`hubs`]: the central actors (`PresenceHub`, `RoomHub`, `CallHub`) and how they reach
-//!   connections.
-//! - [`ws`]: the WebSocket endpoint and the `WsSession` actor.
+//! - [`hubs`]: the central actors (`PresenceHub`, `RoomHub`, `CallHub`), how they reach
+//!   connections, and `hubs::calls::record` (store a call event, then push it).
+//! - [`ws`]: the WebSocket endpoint, the `WsSession` actor and its per-frame handlers.
 //! - [`routes`]: REST handlers by area, and the two pages (embedded from `static/`).
-//! - [`state`]: what handlers and sessions share.
-//! - [`limits`]: rate limiting and the client-IP rule.
-//! - [`commands`]: `migrate`, `user add`, `token`.
+//! - [`state`]: what handlers and sessions share; [`limits`]: rate limiting and the client-IP
+//!   rule; [`startup`]: build the server and run it; [`commands`]: `migrate`, `user add`, `token`.
 
 pub mod auth;
 pub mod calendar;

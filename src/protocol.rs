@@ -1,5 +1,5 @@
-//! The WebSocket wire (PROTOCOL.md §4): client frames in, server frames out. Nothing here knows
-//! actors or sockets. Server frames are encoded once into a [`Frame`] (a cheaply cloned,
+//! The WebSocket wire (`docs/protocol.md` §4): client frames in, server frames out. Nothing here
+//! knows actors or sockets. Server frames are encoded once into a [`Frame`] (a cheaply cloned,
 //! immutable string) so a fan-out hands the same bytes to every recipient.
 
 use bytestring::ByteString;
@@ -13,7 +13,7 @@ use crate::user::UserRef;
 /// One encoded server frame (JSON text). Cloning shares the bytes.
 pub type Frame = ByteString;
 
-/// WebSocket close codes of PROTOCOL.md §4.
+/// WebSocket close codes of `docs/protocol.md` §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum CloseCode {

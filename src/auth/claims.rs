@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CompanyId, UserId};
 use crate::user::{Role, UserRef, clean_display_name};
 
-/// The JWT payload of PROTOCOL.md §2.
+/// The JWT payload of `docs/protocol.md` §2.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,

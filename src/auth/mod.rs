@@ -1,4 +1,4 @@
-//! Identity: who is calling, from a verified token only (PROTOCOL.md §2). JWT issue/verify,
+//! Identity: who is calling, from a verified token only (`docs/protocol.md` §2). JWT issue/verify,
 //! password hashing, and the REST extractor that turns `Authorization: Bearer` into a [`Caller`].
 
 mod claims;

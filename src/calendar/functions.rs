@@ -1,5 +1,5 @@
-//! The five calendar functions of PROTOCOL.md §7: their names, their arguments (an object, or
-//! a JSON string as OpenAI and Vapi send them), and their errors. Arguments are checked here,
+//! The five calendar functions of `docs/protocol.md` §7: their names, their arguments (an object,
+//! or a JSON string as OpenAI and Vapi send them), and their errors. Arguments are checked here,
 //! before anything is sent to Google; a `user_id` among them is ignored, since the acting user
 //! always comes from the token or the call's owner.
 

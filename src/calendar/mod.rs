@@ -1,4 +1,4 @@
-//! The calendar tool (PROTOCOL.md §7): each user's own Google Calendar behind five functions
+//! The calendar tool (`docs/protocol.md` §7): each user's own Google Calendar behind five functions
 //! that a voice assistant or an agent can call.
 //!
 //! - [`oauth`]: the connect flow (consent URL with PKCE, code exchange, refresh) and the HTTP

@@ -6,6 +6,13 @@
 //! messages), with a timeout, and the result goes back to whoever asked. Sessions send
 //! `function_call`s here, the Vapi webhook sends `tool-calls`; the acting user always comes from
 //! a token or from a call's owner, never from the arguments.
+//!
+//! Mailbox:
+//!
+//! | message | sent by | answer |
+//! | --- | --- | --- |
+//! | [`RunFunction`] | a session (`function_call`), the Vapi webhook (`tool-calls`) | the output, or a [`FunctionError`] |
+//! | [`ForgetUser`] | the calendar routes (connect, disconnect) | — (the cached client is dropped) |
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The settings, one clap group per part of the hub (PROTOCOL.md §1, see `docs/protocol.md`).
+//! The settings, one clap group per part of the hub (`docs/protocol.md` §1).
 //! Each group is flattened into [`Settings`](super::Settings), so every flag stays a global
 //! `--flag` with its environment fallback, and each offers what its part of the hub needs in
 //! the types it needs (durations, sizes, policies).

@@ -1,4 +1,4 @@
-//! Settings: every knob of the contract (PROTOCOL.md §1) as a clap flag with an environment
+//! Settings: every knob of the contract (`docs/protocol.md` §1) as a clap flag with an environment
 //! fallback, plus the sub-commands. Settings are parsed once in `main` (or by a test) and passed
 //! by value; nothing reads the environment after that. Secrets are wrapped in [`Secret`] so a
 //! `{:?}` of the settings never prints them.
@@ -78,7 +78,7 @@ pub struct TokenArgs {
     pub ttl_secs: u64,
 }
 
-/// Every setting of PROTOCOL.md §1, plus the documented limits the contract leaves open, in
+/// Every setting of `docs/protocol.md` §1, plus the documented limits the contract leaves open, in
 /// one group per part of the hub.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {

@@ -1,4 +1,4 @@
-//! Login, guest tokens, refresh and `me` (PROTOCOL.md §2).
+//! Login, guest tokens, refresh and `me` (`docs/protocol.md` §2).
 
 use std::sync::Arc;
 use std::time::Duration;

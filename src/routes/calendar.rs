@@ -1,4 +1,4 @@
-//! Connecting a Google Calendar (PROTOCOL.md §7): the consent URL, Google's redirect back to
+//! Connecting a Google Calendar (`docs/protocol.md` §7): the consent URL, Google's redirect back to
 //! us, the connection's status, and disconnecting. No token ever travels in a URL: the page
 //! asks for the consent URL with its Bearer token and navigates there; Google comes back with
 //! a single-use `state` bound to that user.

@@ -1,5 +1,5 @@
-//! Calls over REST (PROTOCOL.md §6): registration and status updates by services, listing and
-//! reading (with the event log) by agents and admins. Always the caller's company only.
+//! Calls over REST (`docs/protocol.md` §6): registration and status updates by services, listing
+//! and reading (with the event log) by agents and admins. Always the caller's company only.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! Server-side publishing into a room or to one user (PROTOCOL.md §5).
+//! Server-side publishing into a room or to one user (`docs/protocol.md` §5).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;

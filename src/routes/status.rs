@@ -1,4 +1,4 @@
-//! Connection status and the admin test message (PROTOCOL.md §5).
+//! Connection status and the admin test message (`docs/protocol.md` §5).
 
 use actix_web::{HttpResponse, web};
 use chrono::Utc;

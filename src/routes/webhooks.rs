@@ -1,4 +1,4 @@
-//! Telephony webhooks (PROTOCOL.md §6): Twilio status callbacks and Vapi server messages.
+//! Telephony webhooks (`docs/protocol.md` §6): Twilio status callbacks and Vapi server messages.
 //! A webhook answers 2xx only after its event is committed; a storage failure answers 503 so
 //! the provider retries, and the transaction leaves nothing half-written.
 

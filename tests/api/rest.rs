@@ -1,4 +1,4 @@
-//! Status endpoints and server-side publishing (PROTOCOL.md §5).
+//! Status endpoints and server-side publishing (`docs/protocol.md` §5).
 
 use serde_json::json;
 use switchboard::auth::Role;

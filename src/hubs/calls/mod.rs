@@ -4,16 +4,16 @@
 //! pushed, never backwards, to the owner's connections and the company's agents, each
 //! connection once.
 //!
-//! **Browser calls from the landing page** (bookkeeping in [`browser`]): a customer's `call_request` queues a
-//! call and offers it to the company's available agents; the first `call_accept` wins. The hub
-//! handles one message at a time, so "first" is decided here, atomically, even for two accepts
-//! in the same millisecond; the database's forward-only update backs it up. Then the hub
-//! relays WebRTC signaling between the two parties only, in order, and ends the call on
-//! `call_end`, when nobody accepts in time (`no-answer`), or when a party stays offline past
-//! the grace period (`connection-lost`). Every transition is stored through [`record`], like
-//! telephony calls. Frames for a party go to all of that user's connections (through the
-//! PresenceHub), so a party that reconnects keeps receiving; answers to a request go to the
-//! requesting connection.
+//! **Browser calls from the landing page** (bookkeeping in `browser.rs`): a customer's
+//! `call_request` queues a call and offers it to the company's available agents; the first
+//! `call_accept` wins. The hub handles one message at a time, so "first" is decided here,
+//! atomically, even for two accepts in the same millisecond; the database's forward-only update
+//! backs it up. Then the hub relays WebRTC signaling between the two parties only, in order, and
+//! ends the call on `call_end`, when nobody accepts in time (`no-answer`), or when a party stays
+//! offline past the grace period (`connection-lost`). Every transition is stored through
+//! [`record`], like telephony calls. Frames for a party go to all of that user's connections
+//! (through the PresenceHub), so a party that reconnects keeps receiving; answers to a request go
+//! to the requesting connection.
 //!
 //! Mailbox:
 //!

@@ -1,4 +1,4 @@
-//! `function_call`: a calendar function (PROTOCOL.md §7) run by the CalendarTool for the
+//! `function_call`: a calendar function (`docs/protocol.md` §7) run by the CalendarTool for the
 //! caller; customers have no calendar.
 
 use actix::prelude::*;

@@ -1,4 +1,4 @@
-//! What a session does with each client frame (PROTOCOL.md §4, see `docs/protocol.md`): one
+//! What a session does with each client frame (`docs/protocol.md` §4): one
 //! small handler per frame, grouped by family, each checking the caller's role and handing a
 //! hub message (with a [`ReplyTo`](crate::hubs::ReplyTo)) to the hub that owns the answer.
 //! [`WsSession::dispatch`] only routes.
