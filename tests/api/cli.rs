@@ -63,6 +63,11 @@ fn bad_settings_end_with_one_line_naming_them() {
         &switchboard(&["migrate", "--ice-servers", "[1,2]"], &[]),
         "--ice-servers",
     );
+    // Parsed into a company id once, at start: a bad one never reaches a webhook.
+    assert_one_clear_line(
+        &switchboard(&["migrate"], &[("SWITCHBOARD_DEFAULT_COMPANY", "a\u{7}b")]),
+        "--default-company",
+    );
 }
 
 #[actix_web::test]
