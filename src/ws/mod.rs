@@ -5,6 +5,7 @@
 //! `session.rs` are the only code that knows actix-web-actors.
 
 mod frames;
+mod guard;
 mod session;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use crate::config::OriginPolicy;
 use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
 
+use guard::InputGuard;
 pub use session::WsSession;
 
 /// Registers the WebSocket routes. The legacy `/api/v1/ws/{user_id}` path must be registered
@@ -66,7 +68,8 @@ fn upgrade(
     {
         return Err(AppError::new(ErrorCode::UserMismatch, "the path names another user"));
     }
-    let session = WsSession::new(state.session.clone(), identity, required_user);
+    let (stream, overflowed) = InputGuard::new(stream, state.session.max_message_bytes);
+    let session = WsSession::new(state.session.clone(), identity, required_user, overflowed);
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(state.session.max_message_bytes)
         .start()

@@ -40,6 +40,7 @@ use crate::protocol::{
     error_frame,
 };
 use crate::state::SessionConfig;
+use crate::ws::guard::Overflowed;
 
 /// The actor context every handler of a session gets.
 pub(super) type Ctx = ws::WebsocketContext<WsSession>;
@@ -68,6 +69,8 @@ pub struct WsSession {
     limiter: InboundLimiter,
     /// A fragmented message being reassembled: (is text, bytes so far).
     partial: Option<(bool, BytesMut)>,
+    /// Set by the transport guard when the client announced more than the message limit.
+    overflowed: Overflowed,
 }
 
 impl WsSession {
@@ -75,6 +78,7 @@ impl WsSession {
         config: Arc<SessionConfig>,
         identity: Option<Identity>,
         required_user: Option<String>,
+        overflowed: Overflowed,
     ) -> Self {
         let limiter = InboundLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst);
         Self {
@@ -87,6 +91,7 @@ impl WsSession {
             last_heard: Instant::now(),
             limiter,
             partial: None,
+            overflowed,
         }
     }
 
@@ -320,6 +325,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         let message = match item {
             Ok(message) => message,
             Err(ws::ProtocolError::Overflow) => {
+                return self.close(ctx, CloseCode::TooBig, "message too big");
+            }
+            Err(_) if self.overflowed.get() => {
                 return self.close(ctx, CloseCode::TooBig, "message too big");
             }
             Err(e) => {

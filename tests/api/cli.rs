@@ -5,6 +5,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::json;
 
 use crate::helpers::spawn_app_on_database;
+use crate::process::ServerProcess;
 
 fn switchboard(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
@@ -118,59 +119,11 @@ async fn user_add_and_token_work_against_the_servers_database() {
     assert_eq!(login["user"]["name"], "Ann");
 }
 
-/// A `switchboard serve` child process on a free port, killed when dropped.
-struct ServerProcess {
-    child: std::process::Child,
-    address: String,
-}
-
-impl ServerProcess {
-    fn start(db: &str) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--database-url",
-                db,
-                "--jwt-secret",
-                crate::helpers::TEST_SECRET,
-            ])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start switchboard");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, address)) = line.split_once("listening on http://") {
-                    let _ = tx.send(address.trim().to_owned());
-                }
-            }
-        });
-        let address = rx
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .expect("the log says where it listens");
-        Self { child, address }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[actix_web::test]
 async fn sigterm_closes_websockets_with_1001_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/hub.db", dir.path().display());
-    let mut server = ServerProcess::start(&db);
+    let mut server = ServerProcess::start(&db, &[]);
     let token = crate::helpers::test_token("agent-1", switchboard::auth::Role::Agent, "acme");
     let http = awc::Client::default();
     let url = format!("ws://{}/ws?token={token}", server.address);
