@@ -41,6 +41,7 @@ pub mod error;
 pub mod hubs;
 pub mod ids;
 pub mod limits;
+pub mod net;
 pub mod protocol;
 pub mod routes;
 pub mod startup;

@@ -3,6 +3,7 @@
 //! (`--trusted-proxies`).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -89,35 +90,56 @@ impl InboundLimiter {
     }
 }
 
-/// A token bucket per key (client IP, email), for low-volume endpoints. Full buckets are
-/// forgotten when the map grows, so memory stays bounded by the keys active in the last minute.
+/// A token bucket per key (client IP, email), for low-volume endpoints and handshakes. Keys are
+/// kept as 64-bit hashes (a 64 KiB key costs what any other does); full buckets are swept at
+/// most once a second once the map is large, and past [`MAX_KEYS`] new keys are refused, so
+/// memory and time under the lock stay bounded whatever a flood of distinct keys does.
 pub struct KeyedLimiter {
-    buckets: Mutex<HashMap<String, TokenBucket>>,
-    per_minute: u32,
+    buckets: Mutex<Buckets>,
+    rate: f64,
+    burst: f64,
+    hasher: RandomState,
 }
 
-/// Above this many keys, full buckets are swept before inserting.
+struct Buckets {
+    map: HashMap<u64, TokenBucket>,
+    next_sweep: Instant,
+}
+
+/// Above this many keys, full buckets are swept (at most once a second).
 const SWEEP_ABOVE: usize = 10_000;
+/// Keys one limiter holds at most; a new key beyond it is refused until a sweep frees room.
+pub const MAX_KEYS: usize = 100_000;
 
 impl KeyedLimiter {
     pub fn per_minute(per_minute: u32) -> Self {
-        Self { buckets: Mutex::new(HashMap::new()), per_minute }
+        Self::new(f64::from(per_minute) / 60.0, f64::from(per_minute))
+    }
+
+    /// `rate_per_sec` sustained per key, with bursts of `burst`.
+    pub fn new(rate_per_sec: f64, burst: f64) -> Self {
+        let buckets = Buckets { map: HashMap::new(), next_sweep: Instant::now() };
+        Self { buckets: Mutex::new(buckets), rate: rate_per_sec, burst, hasher: RandomState::new() }
     }
 
     /// Takes one token for `key`; false when the key is over its limit.
     pub fn check(&self, key: &str) -> bool {
+        let hash = self.hasher.hash_one(key);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(bucket) = buckets.get_mut(key) {
+        if let Some(bucket) = buckets.map.get_mut(&hash) {
             return bucket.try_take(now);
         }
-        if buckets.len() >= SWEEP_ABOVE {
-            buckets.retain(|_, b| !b.is_full(now));
+        if buckets.map.len() >= SWEEP_ABOVE && now >= buckets.next_sweep {
+            buckets.map.retain(|_, b| !b.is_full(now));
+            buckets.next_sweep = now + Duration::from_secs(1);
         }
-        let rate = f64::from(self.per_minute) / 60.0;
-        let mut bucket = TokenBucket::new(rate, f64::from(self.per_minute));
+        if buckets.map.len() >= MAX_KEYS {
+            return false;
+        }
+        let mut bucket = TokenBucket::new(self.rate, self.burst);
         let allowed = bucket.try_take(now);
-        buckets.insert(key.to_owned(), bucket);
+        buckets.map.insert(hash, bucket);
         allowed
     }
 }
@@ -161,6 +183,20 @@ mod tests {
         assert_eq!(limiter.check(now), Verdict::Reject);
         assert_eq!(limiter.check(now), Verdict::Reject);
         assert_eq!(limiter.check(now), Verdict::Disconnect);
+    }
+
+    #[test]
+    fn keyed_limiter_stays_bounded_under_a_flood_of_keys() {
+        let limiter = KeyedLimiter::new(1.0, 1.0);
+        for i in 0..MAX_KEYS {
+            assert!(limiter.check(&i.to_string()));
+        }
+        // Full: new keys are refused (nothing is full again within the second), old ones work.
+        assert!(!limiter.check("one more"));
+        let huge = "k".repeat(64 * 1024);
+        assert!(!limiter.check(&huge));
+        let buckets = limiter.buckets.lock().unwrap();
+        assert_eq!(buckets.map.len(), MAX_KEYS);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::db::{self, DbError, DbPool};
 use crate::hubs::Hubs;
 use crate::hubs::presence::CloseAll;
 use crate::state::{AppState, AuthLimits, SessionConfig};
-use crate::{routes, ws};
+use crate::{net, routes, ws};
 
 /// Why the hub could not start (or stopped); the message names the setting at fault where
 /// there is one.
@@ -160,6 +160,7 @@ fn serve(
     address: SocketAddr,
 ) -> Result<Server, StartupError> {
     let workers = state.settings.http.worker_threads();
+    let write_timeout = state.settings.websocket.write_timeout();
     let token_data = web::Data::from(Arc::clone(&state.tokens));
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -171,6 +172,7 @@ fn serve(
             .configure(ws::configure)
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(move |connection, data| net::on_connect(connection, data, write_timeout))
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(5)

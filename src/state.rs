@@ -10,6 +10,7 @@ use crate::config::{OriginPolicy, Settings};
 use crate::db::DbPool;
 use crate::hubs::Hubs;
 use crate::limits::KeyedLimiter;
+use crate::net::ConnectionCaps;
 
 /// Shared application state (behind `web::Data`).
 pub struct AppState {
@@ -57,6 +58,12 @@ pub struct SessionConfig {
     pub rate_limit_burst: u32,
     pub mailbox_capacity: usize,
     pub origin_policy: OriginPolicy,
+    /// How long a closing or evicted connection may take before its socket is reset.
+    pub write_timeout: Duration,
+    /// Connections per client IP and per user.
+    pub caps: Arc<ConnectionCaps>,
+    /// Handshakes per client IP.
+    pub handshakes: KeyedLimiter,
 }
 
 impl SessionConfig {
@@ -73,6 +80,15 @@ impl SessionConfig {
             rate_limit_burst: ws.rate_limit_burst,
             mailbox_capacity: ws.mailbox_capacity(),
             origin_policy: settings.http.origin_policy(),
+            write_timeout: ws.write_timeout(),
+            caps: ConnectionCaps::new(
+                ws.max_connections_per_ip as usize,
+                ws.max_connections_per_user as usize,
+            ),
+            handshakes: KeyedLimiter::new(
+                f64::from(ws.handshake_rate_per_ip),
+                f64::from(ws.handshake_rate_per_ip) * 10.0,
+            ),
         }
     }
 }

@@ -155,6 +155,21 @@ pub struct WebSocketSettings {
           value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_rooms_per_connection: u32,
 
+    /// A connection with frames waiting that takes none for this long is torn down.
+    #[arg(long, env = "SWITCHBOARD_WRITE_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..), global = true)]
+    pub write_timeout_ms: u64,
+
+    /// Simultaneous WebSocket connections from one client IP (IPv6: one /64).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_connections_per_ip: u32,
+
+    /// WebSocket handshakes per second from one client IP (bursts of ten times as many).
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_RATE_PER_IP", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub handshake_rate_per_ip: u32,
+
     /// Simultaneous connections (tabs, devices) one user may hold.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_USER", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..), global = true)]
@@ -168,6 +183,10 @@ impl WebSocketSettings {
 
     pub fn client_timeout(&self) -> Duration {
         Duration::from_millis(self.client_timeout_ms)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 
     pub fn auth_timeout(&self) -> Duration {

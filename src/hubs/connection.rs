@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::error::ErrorCode;
 use crate::ids::{ConnId, UserId};
+use crate::net::SocketHandle;
 use crate::protocol::{CloseCode, Frame, ServerMessage, encode_reply, error_frame};
 
 /// One encoded frame for one connection (the bytes are shared with every other recipient).
@@ -36,6 +37,7 @@ pub struct ConnectionHandle {
     pub id: ConnId,
     deliver: Recipient<Deliver>,
     close: Recipient<CloseConnection>,
+    socket: SocketHandle,
 }
 
 /// What became of one delivery attempt.
@@ -49,8 +51,13 @@ pub enum Delivery {
 }
 
 impl ConnectionHandle {
-    pub fn new(id: ConnId, deliver: Recipient<Deliver>, close: Recipient<CloseConnection>) -> Self {
-        Self { id, deliver, close }
+    pub fn new(
+        id: ConnId,
+        deliver: Recipient<Deliver>,
+        close: Recipient<CloseConnection>,
+        socket: SocketHandle,
+    ) -> Self {
+        Self { id, deliver, close, socket }
     }
 
     /// Queues `frame` without waiting; never grows the mailbox past its capacity.
@@ -63,9 +70,11 @@ impl ConnectionHandle {
     }
 
     /// Asks the session to close. Queued even past a full mailbox, so it lands after the
-    /// frames already waiting, if the session ever runs again.
+    /// frames already waiting, if the session ever runs again; and whether it does or not, the
+    /// socket is reset once `--write-timeout-ms` has passed (a frozen session cannot close).
     pub fn close(&self, code: CloseCode, reason: &'static str) {
         self.close.do_send(CloseConnection { code, reason });
+        self.socket.reset_after_grace();
     }
 }
 

@@ -43,7 +43,7 @@ impl Hubs {
     /// Starts every hub on the current arbiter and wires their subscriptions.
     pub fn start(settings: &Settings, pool: DbPool, calendar: CalendarTool) -> Self {
         let ws = &settings.websocket;
-        let presence = PresenceHub::new(ws.max_connections_per_user as usize).start();
+        let presence = PresenceHub::default().start();
         let max_rooms = ws.max_rooms_per_connection as usize;
         let rooms = RoomHub::new(presence.clone(), max_rooms).start();
         let calls = CallHub::new(presence.clone(), pool, settings.calls.clone()).start();

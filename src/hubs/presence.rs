@@ -10,7 +10,7 @@
 //!
 //! | message | sent by | answer |
 //! | --- | --- | --- |
-//! | [`Connect`] | a session, once authenticated | `Err(TooManyConnections)` past the per-user cap |
+//! | [`Connect`] | a session, once authenticated (and admitted by the per-user cap) | — |
 //! | [`Disconnect`] | a session's `stopping()` | — (idempotent; always announced) |
 //! | [`EvictSlowConsumer`] | any hub whose delivery found a full mailbox | — (closes it with 4009) |
 //! | [`Subscribe`] | startup, for each hub that needs [`PresenceEvent`]s | — |
@@ -50,9 +50,9 @@ pub enum PresenceEvent {
 }
 
 /// The directory actor. See the module docs.
+#[derive(Default)]
 pub struct PresenceHub {
     companies: HashMap<CompanyId, Directory>,
-    max_connections_per_user: usize,
     subscribers: Vec<Recipient<PresenceEvent>>,
     online_users: usize,
     connections: usize,
@@ -79,16 +79,6 @@ struct Connection {
 }
 
 impl PresenceHub {
-    pub fn new(max_connections_per_user: usize) -> Self {
-        Self {
-            companies: HashMap::new(),
-            max_connections_per_user,
-            subscribers: Vec::new(),
-            online_users: 0,
-            connections: 0,
-        }
-    }
-
     /// Removes connections (a worklist: announcing one user's departure can reveal more slow
     /// consumers), announces each to the subscribers, and closes evicted ones with 4009.
     fn remove_connections(
@@ -161,7 +151,7 @@ impl Actor for PresenceHub {
 
 /// A session has authenticated: add its connection to the directory.
 #[derive(Message)]
-#[rtype(result = "Result<(), TooManyConnections>")]
+#[rtype(result = "()")]
 pub struct Connect {
     pub company: CompanyId,
     pub user: UserRef,
@@ -169,15 +159,10 @@ pub struct Connect {
     pub connected_at: DateTime<Utc>,
 }
 
-/// The user already holds `--max-connections-per-user` connections.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("too many connections for this user")]
-pub struct TooManyConnections;
-
 impl Handler<Connect> for PresenceHub {
-    type Result = Result<(), TooManyConnections>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
         let directory = self.companies.entry(msg.company.clone()).or_default();
         let is_staff = msg.user.role.is_staff();
         let mut first_connection = false;
@@ -189,9 +174,6 @@ impl Handler<Connect> for PresenceHub {
                 connections: HashMap::new(),
             }
         });
-        if entry.connections.len() >= self.max_connections_per_user {
-            return Err(TooManyConnections);
-        }
         let conn = msg.handle.id;
         let available = entry.status == Some(AgentStatus::Available);
         entry.connections.insert(
@@ -216,7 +198,6 @@ impl Handler<Connect> for PresenceHub {
             }
         }
         self.evict(&msg.company, slow);
-        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ mod guard;
 mod session;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -17,10 +18,12 @@ use actix_web_actors::ws;
 use crate::auth::bearer_token;
 use crate::config::OriginPolicy;
 use crate::error::{AppError, ErrorCode};
-use crate::state::AppState;
+use crate::limits::client_ip;
+use crate::net::{AcceptedSocket, CapGuard, SocketHandle, ip_key};
+use crate::state::{AppState, SessionConfig};
 
 use guard::InputGuard;
-pub use session::WsSession;
+pub use session::{Transport, WsSession};
 
 /// Registers the WebSocket routes. The legacy `/api/v1/ws/{user_id}` path must be registered
 /// after the fixed `/api/v1/ws/status` and `/api/v1/ws/clients` routes.
@@ -53,9 +56,15 @@ fn upgrade(
     state: &AppState,
     required_user: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    if !origin_allowed(&req, &state.session.origin_policy, &state.public_url) {
+    let config = &state.session;
+    if !origin_allowed(&req, &config.origin_policy, &state.public_url) {
         return Err(AppError::new(ErrorCode::OriginNotAllowed, "this origin may not connect"));
     }
+    let client_ip = client_ip(&req, &state.settings.http.trusted_proxies);
+    let ip_slot = match client_ip {
+        Some(ip) => Some(admit_ip(config, ip)?),
+        None => None,
+    };
     let identity = match handshake_token(&req) {
         None => None,
         Some(token) => Some(state.tokens.verify(&token).map_err(|e| {
@@ -68,12 +77,25 @@ fn upgrade(
     {
         return Err(AppError::new(ErrorCode::UserMismatch, "the path names another user"));
     }
-    let (stream, overflowed) = InputGuard::new(stream, state.session.max_message_bytes);
-    let session = WsSession::new(state.session.clone(), identity, required_user, overflowed);
+    let (stream, overflowed) = InputGuard::new(stream, config.max_message_bytes);
+    let (socket, life) = SocketHandle::new(req.conn_data::<AcceptedSocket>(), config.write_timeout);
+    let transport = Transport { socket, life, ip_slot, overflowed, client_ip };
+    let session = WsSession::new(config.clone(), identity, required_user, transport);
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(state.session.max_message_bytes)
         .start()
         .map_err(|e| AppError::invalid_message(format!("not a WebSocket handshake: {e}")))
+}
+
+/// Counts a handshake and a connection against the client's IP (IPv6: its /64); 429 beyond
+/// `--handshake-rate-per-ip` or `--max-connections-per-ip`.
+fn admit_ip(config: &SessionConfig, ip: IpAddr) -> Result<CapGuard, AppError> {
+    if !config.handshakes.check(&ip_key(ip).to_string()) {
+        return Err(AppError::new(ErrorCode::RateLimited, "too many handshakes, slow down"));
+    }
+    config.caps.admit_ip(ip).ok_or_else(|| {
+        AppError::new(ErrorCode::RateLimited, "too many connections from this address")
+    })
 }
 
 /// `?token=` first, then `Authorization: Bearer`.

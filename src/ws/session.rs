@@ -16,6 +16,7 @@
 //! polling this actor (the socket's write buffer is full), the mailbox fills, and the hubs'
 //! `try_send` fails: they evict this connection rather than buffer for it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,7 @@ use crate::hubs::presence::{Connect, Disconnect};
 use crate::hubs::rooms::JoinRoom;
 use crate::ids::{ConnId, RoomName};
 use crate::limits::{InboundLimiter, Verdict};
+use crate::net::{CapGuard, SocketHandle, SocketLife};
 use crate::protocol::{
     ClientMessage, CloseCode, Request, ServerMessage, UserWithCompany, decode, encode_reply,
     error_frame,
@@ -47,6 +49,10 @@ pub(super) type Ctx = ws::WebsocketContext<WsSession>;
 
 /// The welcome text of the `connected` frame (kept from the systems this hub replaces).
 const WELCOME: &str = "Successfully connected to WebSocket server";
+
+/// How long a client that broke the protocol (1002) or announced too much (1009) has to take
+/// its close frame before the socket is reset.
+const ABUSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Longest single timer; a token valid for years is re-checked daily instead.
 const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
@@ -69,8 +75,23 @@ pub struct WsSession {
     limiter: InboundLimiter,
     /// A fragmented message being reassembled: (is text, bytes so far).
     partial: Option<(bool, BytesMut)>,
+    /// The TCP side: the socket handle, the per-IP count, the transport guard's verdict.
+    transport: Transport,
+    /// This connection's place under `--max-connections-per-user`, taken at registration and
+    /// held until the session (and with it the socket) is gone.
+    user_slot: Option<CapGuard>,
+}
+
+/// What a session holds of its TCP connection (see [`crate::net`]); all of it is released
+/// when the session is dropped, which actix-http does when the socket is really gone.
+pub struct Transport {
+    pub socket: SocketHandle,
+    pub life: SocketLife,
+    /// This connection's place under `--max-connections-per-ip`.
+    pub ip_slot: Option<CapGuard>,
     /// Set by the transport guard when the client announced more than the message limit.
-    overflowed: Overflowed,
+    pub overflowed: Overflowed,
+    pub client_ip: Option<IpAddr>,
 }
 
 impl WsSession {
@@ -78,7 +99,7 @@ impl WsSession {
         config: Arc<SessionConfig>,
         identity: Option<Identity>,
         required_user: Option<String>,
-        overflowed: Overflowed,
+        transport: Transport,
     ) -> Self {
         let limiter = InboundLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst);
         Self {
@@ -91,14 +112,16 @@ impl WsSession {
             last_heard: Instant::now(),
             limiter,
             partial: None,
-            overflowed,
+            transport,
+            user_slot: None,
         }
     }
 
     /// How hubs reach this connection.
     pub(super) fn connection_handle(&self, ctx: &mut Ctx) -> ConnectionHandle {
         let address = ctx.address();
-        ConnectionHandle::new(self.id, address.clone().recipient(), address.recipient())
+        let socket = self.transport.socket.clone();
+        ConnectionHandle::new(self.id, address.clone().recipient(), address.recipient(), socket)
     }
 
     /// Where a hub sends its answer to a request of this connection.
@@ -107,12 +130,21 @@ impl WsSession {
         Some(ReplyTo { user_id, conn: self.connection_handle(ctx), reference })
     }
 
+    /// Sends a close frame and stops. A peer that has not let the connection go within
+    /// `--write-timeout-ms` (within [`ABUSE_GRACE`] after a 1002 or 1009: its input is being
+    /// read and dropped meanwhile) has its socket reset.
     pub(super) fn close(&mut self, ctx: &mut Ctx, code: CloseCode, reason: &str) {
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::from(code.as_u16()),
             description: Some(reason.to_owned()),
         }));
         ctx.stop();
+        match code {
+            CloseCode::TooBig | CloseCode::ProtocolError => {
+                self.transport.socket.reset_after(ABUSE_GRACE.min(self.config.write_timeout))
+            }
+            _ => self.transport.socket.reset_after_grace(),
+        }
     }
 
     pub(super) fn send_error(
@@ -130,6 +162,11 @@ impl WsSession {
         let Some(identity) = self.identity.clone() else {
             return;
         };
+        let slot = self.config.caps.admit_user(identity.company.clone(), identity.user.id.clone());
+        let Some(slot) = slot else {
+            return self.close(ctx, CloseCode::RateLimited, "too many connections for this user");
+        };
+        self.user_slot = Some(slot);
         self.registered = true;
         let connect = Connect {
             company: identity.company.clone(),
@@ -143,8 +180,7 @@ impl WsSession {
             .send(connect)
             .into_actor(self)
             .map(move |result, act, ctx| match result {
-                Ok(Ok(())) => act.greet(ctx, &identity, reference),
-                Ok(Err(too_many)) => act.close(ctx, CloseCode::RateLimited, &too_many.to_string()),
+                Ok(()) => act.greet(ctx, &identity, reference),
                 Err(e) => {
                     log::error!("presence hub unavailable: {e}");
                     act.close(ctx, CloseCode::InternalError, "internal error");
@@ -327,7 +363,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Err(ws::ProtocolError::Overflow) => {
                 return self.close(ctx, CloseCode::TooBig, "message too big");
             }
-            Err(_) if self.overflowed.get() => {
+            Err(_) if self.transport.overflowed.get() => {
                 return self.close(ctx, CloseCode::TooBig, "message too big");
             }
             Err(e) => {
@@ -355,6 +391,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             ws::Message::Close(reason) => {
                 ctx.close(reason);
                 ctx.stop();
+                self.transport.socket.reset_after_grace();
             }
         }
     }

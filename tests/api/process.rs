@@ -33,7 +33,8 @@ impl ServerProcess {
                 }
             }
         });
-        let address = rx.recv_timeout(Duration::from_secs(20)).expect("the log says where it listens");
+        let address =
+            rx.recv_timeout(Duration::from_secs(20)).expect("the log says where it listens");
         Self { child, address }
     }
 

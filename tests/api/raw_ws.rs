@@ -67,13 +67,6 @@ impl RawWs {
         out
     }
 
-    /// Sends one whole text frame.
-    pub async fn send_text(&mut self, text: &str) -> std::io::Result<()> {
-        let mut frame = Self::header(true, 1, text.len() as u64);
-        frame.extend_from_slice(text.as_bytes());
-        self.stream.write_all(&frame).await
-    }
-
     /// Whether the server ends the TCP connection within `wait` (EOF or reset; anything it
     /// still sends is read and dropped).
     pub async fn ends_within(&mut self, wait: Duration) -> bool {
@@ -87,6 +80,27 @@ impl RawWs {
             }
         };
         tokio::time::timeout(wait, drain).await.is_ok()
+    }
+
+    /// The first text frame the server sends (as JSON), or the close code it sends instead.
+    pub async fn first_text(&mut self, wait: Duration) -> Result<serde_json::Value, Option<u16>> {
+        let read = async {
+            let mut head = [0u8; 2];
+            self.stream.read_exact(&mut head).await.ok()?;
+            let len = match head[1] & 0x7F {
+                126 => u64::from(self.stream.read_u16().await.ok()?),
+                127 => self.stream.read_u64().await.ok()?,
+                len => u64::from(len),
+            };
+            let mut payload = vec![0u8; len as usize];
+            self.stream.read_exact(&mut payload).await.ok()?;
+            Some((head[0] & 0x0F, payload))
+        };
+        match tokio::time::timeout(wait, read).await.ok().flatten() {
+            Some((0x1, text)) => Ok(serde_json::from_slice(&text).unwrap_or_default()),
+            Some((0x8, code)) => Err(code.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]))),
+            _ => Err(None),
+        }
     }
 
     /// Reads server frames until a close frame (its code) or the end of the connection
