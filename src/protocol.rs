@@ -244,6 +244,12 @@ pub enum ServerMessage<'a> {
     PresenceChanged {
         user: &'a UserRef,
         online: bool,
+        /// The agent's status when online, else null.
+        status: Option<AgentStatus>,
+    },
+    PresenceBatch {
+        online: Vec<&'a UserRef>,
+        offline: Vec<&'a UserRef>,
     },
     Test {
         event: &'a str,

@@ -51,7 +51,8 @@ pub struct Application {
 
 /// Opens the database and applies pending migrations (shared by `serve` and the sub-commands).
 pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
-    let pool = db::connect(&settings.storage.database_url)?;
+    let storage = &settings.storage;
+    let pool = db::connect(&storage.database_url, storage.sqlite_synchronous)?;
     for version in db::migrate(&pool)? {
         log::info!("applied migration {version}");
     }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::values::{DatabaseUrl, Secret, parse_company, parse_ice_servers, parse_public_url};
+use super::values::{
+    DatabaseUrl, Secret, Synchronous, parse_company, parse_ice_servers, parse_public_url,
+};
 use crate::ids::CompanyId;
 
 /// Where the hub listens and who may talk to it over HTTP.
@@ -83,6 +85,16 @@ pub struct StorageSettings {
     /// `sqlite://` + a relative or absolute path.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://switchboard.db", global = true)]
     pub database_url: DatabaseUrl,
+
+    /// `full`: an acknowledged webhook survives power loss; `normal` trades that for speed.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full",
+        global = true
+    )]
+    pub sqlite_synchronous: Synchronous,
 }
 
 /// Tokens: who signs them, who else may, and how often one may ask for one.

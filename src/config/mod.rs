@@ -12,7 +12,7 @@ pub use groups::{
     AuthSettings, CallsSettings, GoogleSettings, HttpSettings, OriginPolicy, StorageSettings,
     TelephonySettings, WebSocketSettings,
 };
-pub use values::{DatabaseUrl, Secret};
+pub use values::{DatabaseUrl, Secret, Synchronous};
 
 /// The command line: global settings plus an optional sub-command (`serve` when absent).
 #[derive(Debug, Parser)]

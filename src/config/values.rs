@@ -39,6 +39,15 @@ impl FromStr for Secret {
     }
 }
 
+/// How hard SQLite syncs a commit to disk (`--sqlite-synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    /// An acknowledged write (a webhook answered 2xx) survives power loss.
+    Full,
+    /// Faster commits; the last ones may be lost on power loss (never on a crash).
+    Normal,
+}
+
 /// Where the SQLite database lives, parsed from `sqlite://PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseUrl {

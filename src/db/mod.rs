@@ -17,7 +17,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::{Connection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::config::{ConfigError, DatabaseUrl};
+use crate::config::{ConfigError, DatabaseUrl, Synchronous};
 use crate::error::AppError;
 
 pub type DbConn = SqliteConnection;
@@ -29,35 +29,46 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Connections in the pool: writes serialise on SQLite's lock anyway, reads run in parallel.
 const POOL_SIZE: u32 = 8;
 
-/// WAL lets readers run beside the writer; the busy timeout makes a writer wait for the lock
-/// instead of failing; foreign keys are off by default in SQLite.
-const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                       PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+/// Set on every connection, in this order: the busy timeout first, so that switching to WAL
+/// (which needs the lock after a crash left a journal to recover) waits instead of failing with
+/// `database is locked`; WAL lets readers run beside the writer; foreign keys are off by
+/// default in SQLite; `synchronous` comes from `--sqlite-synchronous`.
+fn pragmas(synchronous: Synchronous) -> String {
+    let synchronous = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    format!(
+        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+         PRAGMA synchronous = {synchronous};"
+    )
+}
 
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SqlitePragmas(String);
 
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(PRAGMAS).map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute(&self.0).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
 /// Opens the database (creating the file) and builds the pool. Fails fast with an error that
 /// names `--database-url` when the file cannot be opened.
-pub fn connect(url: &DatabaseUrl) -> Result<DbPool, ConfigError> {
+pub fn connect(url: &DatabaseUrl, synchronous: Synchronous) -> Result<DbPool, ConfigError> {
+    let pragmas = pragmas(synchronous);
     let path = url.path.to_string_lossy().into_owned();
     let config_error = |reason: String| ConfigError::new("--database-url", reason);
     // One direct connection first: r2d2 would otherwise retry until its timeout before saying
     // anything about a missing directory or an unreadable file.
     let mut probe =
         DbConn::establish(&path).map_err(|e| config_error(format!("cannot open {url}: {e}")))?;
-    probe.batch_execute(PRAGMAS).map_err(|e| config_error(format!("cannot use {url}: {e}")))?;
+    probe.batch_execute(&pragmas).map_err(|e| config_error(format!("cannot use {url}: {e}")))?;
     drop(probe);
     Pool::builder()
         .max_size(POOL_SIZE)
         .connection_timeout(Duration::from_secs(5))
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(SqlitePragmas(pragmas)))
         .build(ConnectionManager::new(path))
         .map_err(|e| config_error(format!("cannot open {url}: {e}")))
 }
@@ -130,13 +141,15 @@ mod tests {
     fn every_pooled_connection_gets_the_pragmas() {
         let dir = tempfile::tempdir().unwrap();
         let url: DatabaseUrl = format!("sqlite://{}/t.db", dir.path().display()).parse().unwrap();
-        let pool = connect(&url).unwrap();
+        let pool = connect(&url, Synchronous::Full).unwrap();
         let mut conns: Vec<_> = (0..POOL_SIZE).map(|_| pool.get().unwrap()).collect();
         for conn in &mut conns {
             let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(&mut **conn);
             assert_eq!(mode.unwrap().journal_mode, "wal");
             assert_eq!(number(conn, "SELECT foreign_keys AS value FROM pragma_foreign_keys"), 1);
             assert_eq!(number(conn, "SELECT timeout AS value FROM pragma_busy_timeout"), 5000);
+            // FULL = 2: an acknowledged write survives power loss.
+            assert_eq!(number(conn, "SELECT synchronous AS value FROM pragma_synchronous"), 2);
         }
     }
 
@@ -144,7 +157,7 @@ mod tests {
     fn migrations_apply_once() {
         let dir = tempfile::tempdir().unwrap();
         let url: DatabaseUrl = format!("sqlite://{}/t.db", dir.path().display()).parse().unwrap();
-        let pool = connect(&url).unwrap();
+        let pool = connect(&url, Synchronous::Full).unwrap();
         assert!(!migrate(&pool).unwrap().is_empty());
         assert!(migrate(&pool).unwrap().is_empty());
     }

@@ -3,8 +3,11 @@
 //! removal, however it happened, is announced to the subscribed hubs as [`PresenceEvent`], so
 //! they forget the connection too. It also delivers to a user's connections and to "the
 //! company's agents" (every connection of an agent or admin) for the other hubs and the REST
-//! handlers. Presence is per user: a second tab is one more connection, and
-//! `presence_changed` goes out only on a user's first connect and last disconnect.
+//! handlers. Presence is per user: a second tab is one more connection, and presence news goes
+//! out only on a user's first connect and last disconnect — at once for agents and admins
+//! (`presence_changed`), batched for customers (at most one `presence_batch` per second per
+//! company, see [`CustomerChanges`]), so a storm of guest connections costs each agent at most
+//! one frame a second.
 //!
 //! Mailbox:
 //!
@@ -28,6 +31,8 @@
 use std::collections::HashMap;
 
 use actix::prelude::*;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
@@ -56,6 +61,34 @@ pub struct PresenceHub {
     subscribers: Vec<Recipient<PresenceEvent>>,
     online_users: usize,
     connections: usize,
+    /// Customers who came or went since the last `presence_batch`, per company.
+    customer_changes: HashMap<CompanyId, CustomerChanges>,
+}
+
+/// How often customers' comings and goings are told to the company's agents.
+const BATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Customers' presence changes waiting for the next `presence_batch`. A customer who comes
+/// and goes within one batch (or goes and comes back) cancels out and appears in neither list:
+/// the agents' view was right before and is right after.
+#[derive(Default)]
+struct CustomerChanges {
+    online: HashMap<UserId, UserRef>,
+    offline: HashMap<UserId, UserRef>,
+}
+
+impl CustomerChanges {
+    fn came(&mut self, user: &UserRef) {
+        if self.offline.remove(&user.id).is_none() {
+            self.online.insert(user.id.clone(), user.clone());
+        }
+    }
+
+    fn went(&mut self, user: &UserRef) {
+        if self.online.remove(&user.id).is_none() {
+            self.offline.insert(user.id.clone(), user.clone());
+        }
+    }
 }
 
 /// One company's online users and its staff connections.
@@ -109,22 +142,56 @@ impl PresenceHub {
             if !entry.connections.is_empty() {
                 continue;
             }
-            let Some(gone) = directory.users.remove(&user_id) else {
-                continue;
-            };
-            self.online_users -= 1;
-            let user_id = gone.user.id.clone();
-            announce(
-                &self.subscribers,
-                PresenceEvent::UserOffline { company: company.clone(), user_id },
-            );
-            let frame = encode(&ServerMessage::PresenceChanged { user: &gone.user, online: false });
-            let mut slow = Vec::new();
-            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &frame, &mut slow);
-            pending.extend(slow.into_iter().map(|s| (s.user_id, s.conn, true)));
-            if directory.users.is_empty() {
-                self.companies.remove(company);
+            if let Some(gone) = directory.users.remove(&user_id) {
+                let slow = self.went_offline(company, gone);
+                pending.extend(slow.into_iter().map(|s| (s.user_id, s.conn, true)));
             }
+        }
+    }
+
+    /// A user's last connection is gone: the other hubs hear it, and the agents (at once for
+    /// staff, in the next batch for a customer). Returns the slow consumers found.
+    fn went_offline(&mut self, company: &CompanyId, gone: OnlineEntry) -> Vec<SlowConsumer> {
+        self.online_users -= 1;
+        let user_id = gone.user.id.clone();
+        announce(
+            &self.subscribers,
+            PresenceEvent::UserOffline { company: company.clone(), user_id },
+        );
+        let mut slow = Vec::new();
+        if gone.user.role.is_staff() {
+            let changed =
+                ServerMessage::PresenceChanged { user: &gone.user, online: false, status: None };
+            if let Some(directory) = self.companies.get(company) {
+                fan_out(
+                    directory.staff.values().map(|(u, h)| (u, h)),
+                    &encode(&changed),
+                    &mut slow,
+                );
+            }
+        } else {
+            self.customer_changes.entry(company.clone()).or_default().went(&gone.user);
+        }
+        if self.companies.get(company).is_some_and(|d| d.users.is_empty()) {
+            self.companies.remove(company);
+        }
+        slow
+    }
+
+    /// Sends each company's agents one `presence_batch` with the customers who came and went.
+    fn flush_customer_changes(&mut self) {
+        for (company, changes) in std::mem::take(&mut self.customer_changes) {
+            if changes.online.is_empty() && changes.offline.is_empty() {
+                continue;
+            }
+            let Some(directory) = self.companies.get(&company) else { continue };
+            let batch = ServerMessage::PresenceBatch {
+                online: changes.online.values().collect(),
+                offline: changes.offline.values().collect(),
+            };
+            let mut slow = Vec::new();
+            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &encode(&batch), &mut slow);
+            self.evict(&company, slow);
         }
     }
 
@@ -147,6 +214,10 @@ fn announce(subscribers: &[Recipient<PresenceEvent>], event: PresenceEvent) {
 
 impl Actor for PresenceHub {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(BATCH_EVERY, |hub, _| hub.flush_customer_changes());
+    }
 }
 
 /// A session has authenticated: add its connection to the directory.
@@ -175,7 +246,8 @@ impl Handler<Connect> for PresenceHub {
             }
         });
         let conn = msg.handle.id;
-        let available = entry.status == Some(AgentStatus::Available);
+        let status = entry.status;
+        let available = status == Some(AgentStatus::Available);
         entry.connections.insert(
             conn,
             Connection { handle: msg.handle.clone(), connected_at: msg.connected_at },
@@ -184,8 +256,17 @@ impl Handler<Connect> for PresenceHub {
         let mut slow = Vec::new();
         if first_connection {
             self.online_users += 1;
-            let frame = encode(&ServerMessage::PresenceChanged { user: &msg.user, online: true });
-            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &frame, &mut slow);
+            if is_staff {
+                let changed =
+                    ServerMessage::PresenceChanged { user: &msg.user, online: true, status };
+                fan_out(
+                    directory.staff.values().map(|(u, h)| (u, h)),
+                    &encode(&changed),
+                    &mut slow,
+                );
+            } else {
+                self.customer_changes.entry(msg.company.clone()).or_default().came(&msg.user);
+            }
         }
         if is_staff {
             directory.staff.insert(conn, (msg.user.id.clone(), msg.handle));

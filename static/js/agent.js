@@ -200,8 +200,14 @@ function start() {
     refreshCalendarState();
   });
   client.on('presence_changed', (frame) => {
-    if (frame.online) team.set(frame.user.id, { ...frame.user, status: frame.user.role === 'customer' ? null : 'available' });
+    if (frame.online) team.set(frame.user.id, { ...frame.user, status: frame.status });
     else team.delete(frame.user.id);
+    renderTeam();
+  });
+  // Visitors come and go in batches (at most one a second).
+  client.on('presence_batch', (frame) => {
+    for (const user of frame.online) team.set(user.id, { ...user, status: null });
+    for (const user of frame.offline) team.delete(user.id);
     renderTeam();
   });
   client.on('agent_status_changed', (frame) => {

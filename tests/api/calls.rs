@@ -177,8 +177,8 @@ async fn a_status_change_reaches_the_owner_and_the_companys_agents_only() {
     let mut other_company = app.agent("agent-1", "globex").await;
     let mut customer = app.connect(&app.token("guest-1", Role::Customer, "acme")).await;
     owner.next_of_type("presence_changed").await; // agent-2
-    owner.next_of_type("presence_changed").await; // guest-1
-    colleague.next_of_type("presence_changed").await; // guest-1
+    owner.next_of_type("presence_batch").await; // guest-1
+    colleague.next_of_type("presence_batch").await; // guest-1
 
     let (status, _) =
         twilio(&app, "company=acme&owner=agent-1", &callback("CA0002", "ringing", "1")).await;
@@ -366,7 +366,11 @@ async fn vapi_needs_its_secret() {
 async fn a_failed_write_answers_503_and_leaves_nothing_behind() {
     let app = telephony_app().await;
     // A real failure inside the database, injected from outside the server.
-    let pool = switchboard::db::connect(&app.db_url.parse().unwrap()).unwrap();
+    let pool = switchboard::db::connect(
+        &app.db_url.parse().unwrap(),
+        switchboard::config::Synchronous::Full,
+    )
+    .unwrap();
     pool.get()
         .unwrap()
         .batch_execute("CREATE TRIGGER fail_events BEFORE INSERT ON call_events BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;")

@@ -18,7 +18,11 @@ async fn readyz_follows_the_database() {
     assert_eq!(status, 200, "{body}");
 
     // Arrange: break the schema underneath the running server through a second connection.
-    let pool = switchboard::db::connect(&app.db_url.parse().unwrap()).unwrap();
+    let pool = switchboard::db::connect(
+        &app.db_url.parse().unwrap(),
+        switchboard::config::Synchronous::Full,
+    )
+    .unwrap();
     pool.get().unwrap().batch_execute("DROP TABLE users;").unwrap();
 
     let (status, body) = app.get("/readyz", None).await;

@@ -64,6 +64,8 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
         ["--client-timeout-ms", &timeout],
         ["--auth-timeout-ms", "500"],
         ["--workers", "2"],
+        // Every test client comes from 127.0.0.1.
+        ["--handshake-rate-per-ip", "100000"],
     ];
     // A flag may be given once: `extra` replaces the default of the same name.
     let mut args = vec!["switchboard"];
@@ -102,7 +104,7 @@ impl TestApp {
     /// Creates a login account directly in the database; returns its id.
     pub fn create_user(&self, email: &str, password: &str, role: &str, company: &str) -> String {
         let url = self.db_url.parse().expect("db url");
-        let pool = db::connect(&url).expect("db");
+        let pool = db::connect(&url, switchboard::config::Synchronous::Full).expect("db");
         let hash = PasswordHasher::new().expect("hasher").hash(password).expect("hash");
         let id = uuid::Uuid::new_v4().simple().to_string();
         let user = db::models::NewUser {

@@ -18,7 +18,7 @@ async fn presence_changes_on_first_connect_and_last_disconnect_only() {
     let online = watcher.next_json().await;
     assert_eq!(
         online,
-        json!({"type": "presence_changed", "user": {"id": "agent-2", "name": "agent-2 name", "role": "agent"}, "online": true})
+        json!({"type": "presence_changed", "user": {"id": "agent-2", "name": "agent-2 name", "role": "agent"}, "online": true, "status": "available"})
     );
 
     let second_tab = app.agent("agent-2", "acme").await;
@@ -31,7 +31,55 @@ async fn presence_changes_on_first_connect_and_last_disconnect_only() {
     let offline = watcher.next_json().await;
     assert_eq!(offline["type"], "presence_changed");
     assert_eq!(offline["online"], false);
+    assert_eq!(offline["status"], serde_json::Value::Null);
     assert_eq!(offline["user"]["id"], "agent-2");
+}
+
+#[actix_web::test]
+async fn customers_come_and_go_in_one_batch_a_second() {
+    let app = spawn_app().await;
+    let mut agent = app.agent("agent-1", "acme").await;
+    // A storm: 300 guests connect and leave at once, one stays, one left before.
+    let stays = app.connect(&app.token("guest-stays", Role::Customer, "acme")).await;
+    let started = std::time::Instant::now();
+    for i in 0..300 {
+        app.connect(&app.token(&format!("guest-{i}"), Role::Customer, "acme")).await.close().await;
+    }
+    app.wait_for_connections(2).await;
+    let storm = started.elapsed();
+    // Let the last batch go out, then count what the agent got.
+    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    let mut batches = Vec::new();
+    loop {
+        match agent.next_event(Duration::from_millis(100)).await {
+            crate::helpers::Event::Json(frame) => batches.push(frame),
+            _ => break,
+        }
+    }
+    assert!(batches.iter().all(|b| b["type"] == "presence_batch"), "{batches:?}");
+    let seconds = storm.as_secs_f64().ceil() as usize + 2;
+    assert!(batches.len() <= seconds, "{} frames in a {storm:?} storm", batches.len());
+    let ids = |list: &str| -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| b[list].as_array().cloned().unwrap_or_default())
+            .map(|u| u["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(ids("online").iter().filter(|id| *id == "guest-stays").count(), 1);
+    assert!(!ids("offline").contains(&"guest-stays".to_owned()));
+    // A guest who came and went within one batch appears in neither list; one who came in an
+    // earlier batch went in a later one.
+    for id in ids("offline") {
+        assert!(ids("online").contains(&id), "{id} went without having come");
+    }
+    drop(stays);
+    let gone = agent.next_of_type("presence_batch").await;
+    assert_eq!(
+        gone["offline"],
+        json!([{"id": "guest-stays", "name": "guest-stays name", "role": "customer"}])
+    );
+    assert_eq!(gone["online"], json!([]));
 }
 
 #[actix_web::test]
