@@ -66,6 +66,10 @@ pub enum ClientMessage {
     LeaveRoom {
         room: String,
     },
+    GetRoomMembers {
+        room: String,
+        cursor: Option<String>,
+    },
     Publish {
         room: String,
         data: Value,
@@ -210,7 +214,20 @@ pub enum ServerMessage<'a> {
     },
     RoomJoined {
         room: &'a RoomName,
+        member_count: usize,
         members: Vec<&'a UserRef>,
+        members_truncated: bool,
+    },
+    RoomMembers {
+        room: &'a RoomName,
+        members: Vec<&'a UserRef>,
+        next_cursor: Option<String>,
+    },
+    RoomMembersChanged {
+        room: &'a RoomName,
+        joined: Vec<&'a UserRef>,
+        left: Vec<&'a UserRef>,
+        member_count: usize,
     },
     RoomLeft {
         room: &'a RoomName,

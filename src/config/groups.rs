@@ -182,6 +182,11 @@ pub struct WebSocketSettings {
           value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub handshake_rate_per_ip: u32,
 
+    /// Above this many members, a room's joins and leaves are batched (one
+    /// `room_members_changed` a second).
+    #[arg(long, env = "SWITCHBOARD_ROOM_MEMBER_EVENTS_MAX", default_value_t = 100, global = true)]
+    pub room_member_events_max: u32,
+
     /// Simultaneous connections (tabs, devices) one user may hold.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_USER", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..), global = true)]

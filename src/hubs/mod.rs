@@ -17,6 +17,7 @@
 pub mod calls;
 pub mod connection;
 pub mod presence;
+pub mod room;
 pub mod rooms;
 
 use actix::prelude::*;
@@ -44,8 +45,11 @@ impl Hubs {
     pub fn start(settings: &Settings, pool: DbPool, calendar: CalendarTool) -> Self {
         let ws = &settings.websocket;
         let presence = PresenceHub::default().start();
-        let max_rooms = ws.max_rooms_per_connection as usize;
-        let rooms = RoomHub::new(presence.clone(), max_rooms).start();
+        let limits = rooms::RoomLimits {
+            max_rooms_per_connection: ws.max_rooms_per_connection as usize,
+            member_events_max: ws.room_member_events_max as usize,
+        };
+        let rooms = RoomHub::new(presence.clone(), limits).start();
         let calls = CallHub::new(presence.clone(), pool, settings.calls.clone()).start();
         presence.do_send(presence::Subscribe { subscriber: rooms.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });

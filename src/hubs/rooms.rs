@@ -7,34 +7,55 @@
 //! automatic `agents` room holds every agent and admin connection; its joins and leaves are
 //! silent, since `presence_changed` already tells them.
 //!
+//! Big rooms stay cheap: `room_joined` lists at most 100 members (`get_room_members` pages
+//! through the rest), and in a room of more than `--room-member-events-max` members the joins and
+//! leaves are told in at most one `room_members_changed` per second instead of one frame per
+//! member per change, so N joins never cost N² frames.
+//!
 //! Mailbox:
 //!
 //! | message | sent by | answer |
 //! | --- | --- | --- |
-//! | [`JoinRoom`] | a session (`join_room`, and the automatic `agents` join) | `room_joined`; `user_joined` to the others |
-//! | [`LeaveRoom`] | a session (`leave_room`) | `room_left` or `not_a_member`; `user_left` to the others |
+//! | [`JoinRoom`] | a session (`join_room`, and the automatic `agents` join) | `room_joined`; `user_joined` (or a batch) to the others |
+//! | [`LeaveRoom`] | a session (`leave_room`) | `room_left` or `not_a_member`; `user_left` (or a batch) to the others |
+//! | [`ListMembers`] | a session (`get_room_members`) | a page of `room_members`, or `not_a_member` |
 //! | [`Publish`] | a session (`publish`) | `room_message` to the others; `published` with a `ref` |
 //! | [`PublishToRoom`] | `POST /api/v1/publish` | connections reached |
 //! | [`RoomsByConnection`] | `get_connection_info`, `GET /api/v1/ws/clients` | rooms per connection |
 //! | [`PresenceEvent`] | the PresenceHub | — (`ConnectionClosed` leaves every room at once) |
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::Value;
 
-use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
+use super::connection::{ReplyTo, SlowConsumer, fan_out};
 use super::presence::{EvictSlowConsumer, PresenceEvent, PresenceHub};
+use super::room::{self, Room};
 use crate::error::ErrorCode;
 use crate::ids::{CompanyId, ConnId, RoomName, UserId};
 use crate::protocol::{ServerMessage, encode};
 use crate::user::UserRef;
 
+/// How often a big room's member changes are told.
+const BATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Limits of the room hub, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomLimits {
+    pub max_rooms_per_connection: usize,
+    /// Above this many members, joins and leaves are batched.
+    pub member_events_max: usize,
+}
+
 /// The room actor. See the module docs.
 pub struct RoomHub {
     companies: HashMap<CompanyId, CompanyRooms>,
     presence: Addr<PresenceHub>,
-    max_rooms_per_connection: usize,
+    limits: RoomLimits,
+    /// Big rooms with member changes waiting for the next batch.
+    changed: HashSet<(CompanyId, RoomName)>,
 }
 
 #[derive(Default)]
@@ -44,67 +65,88 @@ struct CompanyRooms {
     memberships: HashMap<ConnId, Vec<RoomName>>,
 }
 
-#[derive(Default)]
-struct Room {
-    members: HashMap<ConnId, (UserId, ConnectionHandle)>,
-    /// Each member user and how many of their connections are in the room.
-    users: HashMap<UserId, (UserRef, usize)>,
-}
-
-impl Room {
-    fn member_refs(&self) -> Vec<&UserRef> {
-        let mut members: Vec<&UserRef> = self.users.values().map(|(u, _)| u).collect();
-        members.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        members
-    }
-
-    /// Everyone in the room but `except`.
-    fn others(&self, except: ConnId) -> impl Iterator<Item = (&UserId, &ConnectionHandle)> {
-        self.members.iter().filter(move |(c, _)| **c != except).map(|(_, (u, h))| (u, h))
-    }
-}
-
-impl RoomHub {
-    pub fn new(presence: Addr<PresenceHub>, max_rooms_per_connection: usize) -> Self {
-        Self { companies: HashMap::new(), presence, max_rooms_per_connection }
-    }
-
+impl CompanyRooms {
     /// Takes a connection out of one room; returns the user who left the room entirely, if
     /// this was their last connection in it.
-    fn leave(rooms: &mut CompanyRooms, room_name: &RoomName, conn: ConnId) -> Option<UserRef> {
-        let room = rooms.rooms.get_mut(room_name)?;
-        let (user_id, _) = room.members.remove(&conn)?;
-        if let Some(list) = rooms.memberships.get_mut(&conn) {
+    fn leave(&mut self, room_name: &RoomName, conn: ConnId) -> Option<UserRef> {
+        let room = self.rooms.get_mut(room_name)?;
+        let left = room.remove(conn);
+        if let Some(list) = self.memberships.get_mut(&conn) {
             list.retain(|r| r != room_name);
             if list.is_empty() {
-                rooms.memberships.remove(&conn);
+                self.memberships.remove(&conn);
             }
         }
-        let remaining = room.users.get_mut(&user_id).map(|(_, n)| {
-            *n -= 1;
-            *n
-        });
-        let left =
-            if remaining == Some(0) { room.users.remove(&user_id).map(|(u, _)| u) } else { None };
-        if room.members.is_empty() {
-            rooms.rooms.remove(room_name);
+        if room.is_empty() {
+            self.rooms.remove(room_name);
         }
         left
     }
 
-    /// Tells a room that `user` left, unless the room is silent; returns the slow consumers.
-    fn announce_left(
-        rooms: &CompanyRooms,
+    fn is_empty(&self) -> bool {
+        self.rooms.is_empty() && self.memberships.is_empty()
+    }
+}
+
+impl RoomHub {
+    pub fn new(presence: Addr<PresenceHub>, limits: RoomLimits) -> Self {
+        Self { companies: HashMap::new(), presence, limits, changed: HashSet::new() }
+    }
+
+    /// Tells a room that `user` joined or left: at once in a small room, in the next batch in a
+    /// big one, never in the silent `agents` room. The user's own connections in the room get
+    /// nothing (`except`, when given, is the connection that asked).
+    fn announce(
+        &mut self,
+        company: &CompanyId,
         room_name: &RoomName,
         user: &UserRef,
+        joined: bool,
         slow: &mut Vec<SlowConsumer>,
     ) {
         if room_name.is_agents() {
             return;
         }
-        if let Some(room) = rooms.rooms.get(room_name) {
-            let frame = encode(&ServerMessage::UserLeft { room: room_name, user });
-            fan_out(room.members.values().map(|(u, h)| (u, h)), &frame, slow);
+        let big = self.limits.member_events_max;
+        let Some(room) = self.companies.get_mut(company).and_then(|r| r.rooms.get_mut(room_name))
+        else {
+            return;
+        };
+        if room.member_count() > big {
+            room.record(user, joined);
+            self.changed.insert((company.clone(), room_name.clone()));
+            return;
+        }
+        let frame = if joined {
+            encode(&ServerMessage::UserJoined { room: room_name, user })
+        } else {
+            encode(&ServerMessage::UserLeft { room: room_name, user })
+        };
+        let others = room.connections().filter(|(u, _)| *u != &user.id);
+        fan_out(others, &frame, slow);
+    }
+
+    /// Sends each big room that changed one `room_members_changed`.
+    fn flush_member_changes(&mut self) {
+        for (company, room_name) in std::mem::take(&mut self.changed) {
+            let Some(room) =
+                self.companies.get_mut(&company).and_then(|r| r.rooms.get_mut(&room_name))
+            else {
+                continue;
+            };
+            let changes = room.take_changes();
+            if changes.is_empty() {
+                continue;
+            }
+            let frame = encode(&ServerMessage::RoomMembersChanged {
+                room: &room_name,
+                joined: changes.joined.values().collect(),
+                left: changes.left.values().collect(),
+                member_count: room.member_count(),
+            });
+            let mut slow = Vec::new();
+            fan_out(room.connections(), &frame, &mut slow);
+            self.evict(&company, slow);
         }
     }
 
@@ -118,26 +160,21 @@ impl RoomHub {
     ) {
         while let Some((conn, slow_user)) = pending.pop() {
             if let Some(user_id) = slow_user {
-                self.presence.do_send(EvictSlowConsumer {
-                    company: company.clone(),
-                    user_id,
-                    conn,
-                });
+                let company = company.clone();
+                self.presence.do_send(EvictSlowConsumer { company, user_id, conn });
             }
-            let Some(rooms) = self.companies.get_mut(company) else {
-                continue;
-            };
-            let Some(joined) = rooms.memberships.remove(&conn) else {
-                continue;
-            };
+            let Some(rooms) = self.companies.get_mut(company) else { continue };
+            let Some(joined) = rooms.memberships.remove(&conn) else { continue };
+            let left: Vec<(RoomName, UserRef)> = joined
+                .into_iter()
+                .filter_map(|name| rooms.leave(&name, conn).map(|user| (name, user)))
+                .collect();
             let mut slow = Vec::new();
-            for room_name in joined {
-                if let Some(user) = Self::leave(rooms, &room_name, conn) {
-                    Self::announce_left(rooms, &room_name, &user, &mut slow);
-                }
+            for (room_name, user) in left {
+                self.announce(company, &room_name, &user, false, &mut slow);
             }
             pending.extend(slow.into_iter().map(|s| (s.conn, Some(s.user_id))));
-            if rooms.rooms.is_empty() && rooms.memberships.is_empty() {
+            if self.companies.get(company).is_some_and(CompanyRooms::is_empty) {
                 self.companies.remove(company);
             }
         }
@@ -151,14 +188,24 @@ impl RoomHub {
             );
         }
     }
+
+    /// The room, if `conn` is in it.
+    fn room_of(&self, company: &CompanyId, room: &RoomName, conn: ConnId) -> Option<&Room> {
+        let room = self.companies.get(company)?.rooms.get(room)?;
+        room.has_connection(conn).then_some(room)
+    }
 }
 
 impl Actor for RoomHub {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(BATCH_EVERY, |hub, _| hub.flush_member_changes());
+    }
 }
 
-/// Joins a connection to a room and answers `room_joined`; others hear `user_joined` when this
-/// is the user's first connection in the room. Access rules are checked by the caller.
+/// Joins a connection to a room and answers `room_joined`; others hear of the user's first
+/// connection in the room. Access rules are checked by the caller.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct JoinRoom {
@@ -175,37 +222,38 @@ impl Handler<JoinRoom> for RoomHub {
 
     fn handle(&mut self, msg: JoinRoom, _: &mut Context<Self>) {
         let conn = msg.reply_to.conn.id;
+        let max_rooms = self.limits.max_rooms_per_connection;
         let rooms = self.companies.entry(msg.company.clone()).or_default();
         let joined = rooms.memberships.entry(conn).or_default();
         let already_member = joined.contains(&msg.room);
         let mut slow = Vec::new();
-        if !already_member && joined.len() >= self.max_rooms_per_connection {
-            let text =
-                format!("a connection may be in at most {} rooms", self.max_rooms_per_connection);
-            msg.reply_to.error(ErrorCode::Forbidden, &text, &mut slow);
+        if !already_member && joined.len() >= max_rooms {
             if joined.is_empty() {
                 rooms.memberships.remove(&conn);
             }
-            self.evict(&msg.company, slow);
-            return;
+            let text = format!("a connection may be in at most {max_rooms} rooms");
+            msg.reply_to.error(ErrorCode::Forbidden, &text, &mut slow);
+            return self.evict(&msg.company, slow);
         }
-        let room = rooms.rooms.entry(msg.room.clone()).or_default();
         let mut first_of_user = false;
         if !already_member {
             joined.push(msg.room.clone());
-            room.members.insert(conn, (msg.user.id.clone(), msg.reply_to.conn.clone()));
-            let count = room.users.entry(msg.user.id.clone()).or_insert_with(|| {
-                first_of_user = true;
-                (msg.user.clone(), 0)
-            });
-            count.1 += 1;
+            let room = rooms.rooms.entry(msg.room.clone()).or_default();
+            first_of_user = room.add(conn, &msg.user, msg.reply_to.conn.clone());
         }
-        if first_of_user && !msg.room.is_agents() {
-            let frame = encode(&ServerMessage::UserJoined { room: &msg.room, user: &msg.user });
-            fan_out(room.others(conn), &frame, &mut slow);
+        if first_of_user {
+            self.announce(&msg.company, &msg.room, &msg.user, true, &mut slow);
         }
-        if !msg.automatic {
-            let joined = ServerMessage::RoomJoined { room: &msg.room, members: room.member_refs() };
+        if !msg.automatic
+            && let Some(room) = self.room_of(&msg.company, &msg.room, conn)
+        {
+            let (members, next) = room.page(None);
+            let joined = ServerMessage::RoomJoined {
+                room: &msg.room,
+                member_count: room.member_count(),
+                members,
+                members_truncated: next.is_some(),
+            };
             msg.reply_to.reply(&joined, &mut slow);
         }
         self.evict(&msg.company, slow);
@@ -227,19 +275,56 @@ impl Handler<LeaveRoom> for RoomHub {
     fn handle(&mut self, msg: LeaveRoom, _: &mut Context<Self>) {
         let conn = msg.reply_to.conn.id;
         let mut slow = Vec::new();
-        let rooms = self.companies.entry(msg.company.clone()).or_default();
-        let is_member = rooms.memberships.get(&conn).is_some_and(|r| r.contains(&msg.room));
-        if is_member {
-            if let Some(user) = Self::leave(rooms, &msg.room, conn) {
-                Self::announce_left(rooms, &msg.room, &user, &mut slow);
-            }
-            msg.reply_to.reply(&ServerMessage::RoomLeft { room: &msg.room }, &mut slow);
-        } else {
+        if self.room_of(&msg.company, &msg.room, conn).is_none() {
             let text = format!("not a member of room '{}'", msg.room);
             msg.reply_to.error(ErrorCode::NotAMember, &text, &mut slow);
+            return self.evict(&msg.company, slow);
         }
-        if rooms.rooms.is_empty() && rooms.memberships.is_empty() {
+        let rooms = self.companies.entry(msg.company.clone()).or_default();
+        if let Some(user) = rooms.leave(&msg.room, conn) {
+            self.announce(&msg.company, &msg.room, &user, false, &mut slow);
+        }
+        msg.reply_to.reply(&ServerMessage::RoomLeft { room: &msg.room }, &mut slow);
+        if self.companies.get(&msg.company).is_some_and(CompanyRooms::is_empty) {
             self.companies.remove(&msg.company);
+        }
+        self.evict(&msg.company, slow);
+    }
+}
+
+/// `get_room_members`: a page of a room's members, for its members only.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ListMembers {
+    pub company: CompanyId,
+    pub room: RoomName,
+    pub cursor: Option<String>,
+    pub reply_to: ReplyTo,
+}
+
+impl Handler<ListMembers> for RoomHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: ListMembers, _: &mut Context<Self>) {
+        let mut slow = Vec::new();
+        let cursor = match msg.cursor.as_deref().map(room::decode_cursor) {
+            Some(None) => {
+                let text = "cursor is not one this hub gave out";
+                msg.reply_to.error(ErrorCode::InvalidMessage, text, &mut slow);
+                return self.evict(&msg.company, slow);
+            }
+            other => other.flatten(),
+        };
+        match self.room_of(&msg.company, &msg.room, msg.reply_to.conn.id) {
+            None => {
+                let text = format!("not a member of room '{}'", msg.room);
+                msg.reply_to.error(ErrorCode::NotAMember, &text, &mut slow);
+            }
+            Some(room) => {
+                let (members, next_cursor) = room.page(cursor.as_ref());
+                let page = ServerMessage::RoomMembers { room: &msg.room, members, next_cursor };
+                msg.reply_to.reply(&page, &mut slow);
+            }
         }
         self.evict(&msg.company, slow);
     }
@@ -263,12 +348,7 @@ impl Handler<Publish> for RoomHub {
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         let conn = msg.reply_to.conn.id;
         let mut slow = Vec::new();
-        let room = self
-            .companies
-            .get(&msg.company)
-            .and_then(|r| r.rooms.get(&msg.room))
-            .filter(|room| room.members.contains_key(&conn));
-        match room {
+        match self.room_of(&msg.company, &msg.room, conn) {
             None => {
                 let text = format!("not a member of room '{}'", msg.room);
                 msg.reply_to.error(ErrorCode::NotAMember, &text, &mut slow);
@@ -312,8 +392,7 @@ impl Handler<PublishToRoom> for RoomHub {
         let message =
             ServerMessage::RoomMessage { room: &msg.room, from: &msg.from, data: &msg.data };
         let mut slow = Vec::new();
-        let delivered =
-            fan_out(room.members.values().map(|(u, h)| (u, h)), &encode(&message), &mut slow);
+        let delivered = fan_out(room.connections(), &encode(&message), &mut slow);
         self.evict(&msg.company, slow);
         delivered
     }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use awc::http::StatusCode;
@@ -162,4 +163,64 @@ async fn connections_and_handshakes_are_capped_per_ip() {
     }
     let refused = app.connect_raw(&format!("/ws?token={token}"), &[]).await.err();
     assert_eq!(refused, Some(StatusCode::TOO_MANY_REQUESTS));
+}
+
+#[actix_web::test]
+async fn a_big_room_lists_100_members_pages_the_rest_and_batches_member_events() {
+    let app = spawn_app_with(&["--room-member-events-max", "5"]).await;
+    let mut first = app.agent("a000", "acme").await;
+    first.request(json!({"type": "join_room", "room": "hall"})).await;
+    // 150 members join; the first member hears the first few joins one by one, then batches.
+    let mut members = Vec::new();
+    for i in 1..150 {
+        let mut ws = app.connect(&app.token(&format!("a{i:03}"), Role::Admin, "acme")).await;
+        let joined = ws.request(json!({"type": "join_room", "room": "hall"})).await;
+        assert_eq!(joined["member_count"], i + 1);
+        assert_eq!(joined["members"].as_array().unwrap().len(), (i + 1).min(100));
+        assert_eq!(joined["members_truncated"], i + 1 > 100);
+        members.push(ws);
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    let mut one_by_one = 0;
+    let mut batched = Vec::new();
+    loop {
+        match first.next_event(Duration::from_millis(100)).await {
+            crate::helpers::Event::Json(frame) if frame["type"] == "user_joined" => one_by_one += 1,
+            crate::helpers::Event::Json(frame) if frame["type"] == "room_members_changed" => {
+                batched.push(frame)
+            }
+            crate::helpers::Event::Json(_) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(one_by_one, 4, "joins told one by one while the room had at most 5 members");
+    let joined: usize = batched.iter().map(|b| b["joined"].as_array().unwrap().len()).sum();
+    assert_eq!(joined, 145);
+    assert!(batched.len() <= 4, "{} batches", batched.len());
+    assert_eq!(batched.last().unwrap()["member_count"], 150);
+
+    // Pages of 100 in name order, with a cursor; members only.
+    let page = first.request(json!({"type": "get_room_members", "room": "hall"})).await;
+    assert_eq!(page["members"].as_array().unwrap().len(), 100);
+    assert_eq!(page["members"][0]["id"], "a000");
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest =
+        first.request(json!({"type": "get_room_members", "room": "hall", "cursor": cursor})).await;
+    assert_eq!(rest["members"].as_array().unwrap().len(), 50);
+    assert_eq!(rest["members"][0]["id"], "a100");
+    assert_eq!(rest["next_cursor"], serde_json::Value::Null);
+    let bad =
+        first.request(json!({"type": "get_room_members", "room": "hall", "cursor": "nope"})).await;
+    assert_eq!(bad["code"], "invalid_message");
+    let mut outsider = app.agent("outsider", "acme").await;
+    let refused = outsider.request(json!({"type": "get_room_members", "room": "hall"})).await;
+    assert_eq!(refused["code"], "not_a_member");
+
+    // Leaves are batched too.
+    for ws in members.drain(..10) {
+        ws.close().await;
+    }
+    let left = first.next_of_type("room_members_changed").await;
+    assert_eq!(left["left"].as_array().unwrap().len(), 10);
+    assert_eq!(left["member_count"], 140);
 }

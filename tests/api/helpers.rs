@@ -79,7 +79,10 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
     let app = Application::build(settings).await.expect("server builds");
     let port = app.port();
     actix_web::rt::spawn(app.run_until_stopped());
-    let http = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    // No cap on simultaneous connections (awc defaults to 100): big-room tests hold more.
+    let connector = awc::Connector::new().limit(0);
+    let http =
+        awc::Client::builder().connector(connector).timeout(Duration::from_secs(10)).finish();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,

@@ -19,8 +19,8 @@ async fn join_publish_leave() {
     let joined = ann.request(json!({"type": "join_room", "room": "sales", "ref": 1})).await;
     assert_eq!(
         joined,
-        json!({"type": "room_joined", "room": "sales", "ref": 1,
-        "members": [{"id": "ann", "name": "ann name", "role": "agent"}]})
+        json!({"type": "room_joined", "room": "sales", "ref": 1, "member_count": 1,
+        "members": [{"id": "ann", "name": "ann name", "role": "agent"}], "members_truncated": false})
     );
 
     let joined = bob.request(json!({"type": "join_room", "room": "sales"})).await;

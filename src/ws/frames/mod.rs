@@ -6,7 +6,7 @@
 //! | family | frames | module |
 //! | --- | --- | --- |
 //! | connection | `ping`, `auth` (refresh), `get_connection_info` | [`connection`] |
-//! | rooms | `join_room`, `leave_room`, `publish` | [`rooms`] |
+//! | rooms | `join_room`, `leave_room`, `get_room_members`, `publish` | [`rooms`] |
 //! | presence | `get_online_users`, `agent_status` | [`presence`] |
 //! | calls | `call_request`, `call_accept`, `call_end`, `webrtc_*`, `ice_candidate` | [`calls`] |
 //! | functions | `function_call` | [`functions`] |
@@ -63,6 +63,9 @@ impl WsSession {
             ClientMessage::GetConnectionInfo => self.send_connection_info(ctx, asked),
             ClientMessage::JoinRoom { room } => self.join_room(ctx, asked, &room),
             ClientMessage::LeaveRoom { room } => self.leave_room(ctx, asked, &room),
+            ClientMessage::GetRoomMembers { room, cursor } => {
+                self.room_members(ctx, asked, &room, cursor)
+            }
             ClientMessage::Publish { room, data } => self.publish(ctx, asked, &room, data),
             ClientMessage::GetOnlineUsers => self.get_online_users(ctx, asked),
             ClientMessage::AgentStatus { status } => self.set_agent_status(ctx, asked, status),

@@ -1,4 +1,4 @@
-//! Room frames: `join_room`, `leave_room`, `publish`. Names are parsed here; membership, the
+//! Room frames: `join_room`, `leave_room`, `get_room_members`, `publish`. Names are parsed here; membership, the
 //! answers and the fan-out are the RoomHub's.
 
 use actix::prelude::*;
@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::Asked;
 use crate::error::ErrorCode;
 use crate::hubs::calls::IsParty;
-use crate::hubs::rooms::{JoinRoom, LeaveRoom, Publish};
+use crate::hubs::rooms::{JoinRoom, LeaveRoom, ListMembers, Publish};
 use crate::ids::RoomName;
 use crate::user::Role;
 use crate::ws::session::{Ctx, WsSession};
@@ -62,6 +62,20 @@ impl WsSession {
         let Some(reply_to) = self.reply_to(ctx, asked.reference) else { return };
         let company = asked.identity.company;
         self.config.hubs.rooms.do_send(LeaveRoom { company, room, reply_to });
+    }
+
+    /// A page of a room's members (members only).
+    pub(super) fn room_members(
+        &mut self,
+        ctx: &mut Ctx,
+        asked: Asked,
+        room: &str,
+        cursor: Option<String>,
+    ) {
+        let Some(room) = parse_room(ctx, &asked, room) else { return };
+        let Some(reply_to) = self.reply_to(ctx, asked.reference) else { return };
+        let company = asked.identity.company;
+        self.config.hubs.rooms.do_send(ListMembers { company, room, cursor, reply_to });
     }
 
     pub(super) fn publish(&mut self, ctx: &mut Ctx, asked: Asked, room: &str, data: Value) {
