@@ -18,6 +18,7 @@ use crate::calendar::oauth::Google;
 use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbError, DbPool};
 use crate::hubs::Hubs;
+use crate::hubs::calls::BROWSER_PROVIDER;
 use crate::hubs::presence::CloseAll;
 use crate::state::{AppState, AuthLimits, SessionConfig};
 use crate::{net, routes, ws};
@@ -59,6 +60,18 @@ pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
     Ok(pool)
 }
 
+/// Browser calls live in the CallHub's memory: the ones a previous run left open cannot go on,
+/// so they end (`server-restart`) before anyone connects.
+fn end_interrupted_calls(pool: &DbPool) -> Result<(), StartupError> {
+    let mut conn = pool.get().map_err(DbError::from)?;
+    let ended = db::calls::end_open_calls(&mut conn, BROWSER_PROVIDER, "server-restart")
+        .map_err(DbError::from)?;
+    if ended > 0 {
+        log::info!("ended {ended} browser calls left open by the previous run");
+    }
+    Ok(())
+}
+
 /// The token service: `--jwt-secret`, or the secret generated once and kept in the database;
 /// plus the external identity provider's key when `--jwt-public-key` is set.
 pub fn token_service(settings: &Settings, pool: &DbPool) -> Result<TokenService, StartupError> {
@@ -97,6 +110,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         settings.validate()?;
         let pool = open_database(&settings)?;
+        end_interrupted_calls(&pool)?;
         let tokens = Arc::new(token_service(&settings, &pool)?);
         let listener = listen(settings.http.bind)?;
         let address = listener

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::DbConn;
 use super::models::{Call, CallEventRow, NewCallEvent, NewCallKey};
-use crate::calls::{CallEvent, CallTarget, CompanyChoice, ProviderKey, TERMINAL_RANK};
+use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice, ProviderKey, TERMINAL_RANK};
+use crate::ids::{CallId, CompanyId};
 
 /// What storing one event did.
 #[derive(Debug, Clone)]
@@ -244,6 +245,40 @@ pub fn find_for_provider(
         }
     }
     Ok(None)
+}
+
+/// Ends every call of `provider` that is still open, with `reason`, through the same
+/// [`store_event`] as any event (so each gets its entry in the event log). For calls that only
+/// lived in a previous run's memory — browser calls after a restart. Returns how many ended.
+pub fn end_open_calls(conn: &mut DbConn, provider: &str, reason: &str) -> QueryResult<usize> {
+    use super::schema::calls::dsl as c;
+    let open: Vec<(String, String)> = c::calls
+        .filter(c::provider.eq(provider))
+        .filter(c::status_rank.lt(TERMINAL_RANK))
+        .select((c::company, c::id))
+        .load(conn)?;
+    let mut ended = 0;
+    for (company, id) in open {
+        let (Some(company), Some(id)) = (CompanyId::parse(&company), CallId::parse(&id)) else {
+            continue;
+        };
+        let event = CallEvent {
+            ended_reason: Some(reason.to_owned()),
+            payload: serde_json::json!({"status": "ended", "reason": reason}),
+            ..CallEvent::new(
+                CompanyChoice::Known(company),
+                CallTarget::Id(id),
+                provider,
+                CallStatus::Ended,
+            )
+        };
+        match store_event(conn, &event, "") {
+            Ok(stored) if stored.applied => ended += 1,
+            Ok(_) | Err(StoreError::UnknownCall) => {}
+            Err(StoreError::Database(e)) => return Err(e),
+        }
+    }
+    Ok(ended)
 }
 
 /// A call's event log, oldest first.

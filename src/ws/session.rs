@@ -76,7 +76,7 @@ pub struct WsSession {
     /// A fragmented message being reassembled: (is text, bytes so far).
     partial: Option<(bool, BytesMut)>,
     /// The TCP side: the socket handle, the per-IP count, the transport guard's verdict.
-    transport: Transport,
+    pub(super) transport: Transport,
     /// This connection's place under `--max-connections-per-user`, taken at registration and
     /// held until the session (and with it the socket) is gone.
     user_slot: Option<CapGuard>,

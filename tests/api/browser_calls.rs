@@ -305,3 +305,46 @@ async fn only_customers_request_and_only_agents_accept() {
         "forbidden"
     );
 }
+
+#[actix_web::test]
+async fn one_address_holds_at_most_three_open_calls() {
+    let app = spawn_app().await;
+    let mut visitors = Vec::new();
+    for i in 0..3 {
+        let mut visitor = customer(&app, &format!("guest-{i}"), "acme").await;
+        request_call(&mut visitor, "").await;
+        visitors.push(visitor);
+    }
+    // All from 127.0.0.1: the fourth is refused though the company's queue has room.
+    let mut fourth = customer(&app, "guest-3", "acme").await;
+    let refused = fourth.request(json!({"type": "call_request", "ref": 4})).await;
+    assert_eq!(refused["code"], "queue_full", "{refused}");
+    // A call that ends frees its place.
+    let mut first = visitors.remove(0);
+    let call = first.request(json!({"type": "call_request", "ref": "again"})).await;
+    let call_id = call["call_id"].as_str().unwrap().to_owned();
+    first.send_json(json!({"type": "call_end", "call_id": call_id})).await;
+    first.next_of_type("call_ended").await;
+    request_call(&mut fourth, "").await;
+}
+
+#[actix_web::test]
+async fn a_restart_ends_the_browser_calls_it_left_open() {
+    let app = spawn_app().await;
+    let mut visitor = customer(&app, "guest-1", "acme").await;
+    let call_id = request_call(&mut visitor, "").await;
+    let agent = app.token("ann", Role::Agent, "acme");
+    let (_, call) = app.get(&format!("/api/v1/calls/{call_id}"), Some(&agent)).await;
+    assert_eq!(call["status"], "queued");
+
+    // A new run on the same database: what the old run kept in memory cannot go on.
+    let restarted = crate::helpers::spawn_app_on_database(
+        &app.db_url,
+        &["--jwt-secret", crate::helpers::TEST_SECRET],
+    )
+    .await;
+    let (_, call) = restarted.get(&format!("/api/v1/calls/{call_id}"), Some(&agent)).await;
+    assert_eq!(call["status"], "ended", "{call}");
+    assert_eq!(call["ended_reason"], "server-restart");
+    assert_eq!(call["events"].as_array().unwrap().last().unwrap()["applied"], true);
+}

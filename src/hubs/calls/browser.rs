@@ -1,15 +1,22 @@
 //! The bookkeeping of browser calls: each live call with its [`Phase`], the per-company queue
-//! of calls waiting for an agent, and each customer's one open call. Plain data, kept by the
+//! of calls waiting for an agent, each customer's one open call, and the open calls per client
+//! IP (at most [`MAX_OPEN_PER_IP`], so guests cannot fill a company's queue). Plain data, kept by the
 //! `CallHub`, which decides the transitions.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use crate::ids::{CallId, CompanyId, UserId};
 use crate::user::UserRef;
 
+/// Open browser calls one client IP (IPv6: one /64) may hold.
+pub const MAX_OPEN_PER_IP: usize = 3;
+
 /// One browser call that has not ended.
 pub struct BrowserCall {
     pub company: CompanyId,
+    /// Where the customer connected from (its /64 for IPv6), when known.
+    pub client_ip: Option<IpAddr>,
     pub customer: UserRef,
     pub agent: Option<UserRef>,
     pub note: Option<String>,
@@ -76,6 +83,8 @@ pub struct BrowserCalls {
     queues: HashMap<CompanyId, Vec<CallId>>,
     /// Each customer's one open call.
     open: HashMap<(CompanyId, UserId), CallId>,
+    /// Open calls per client IP.
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 impl BrowserCalls {
@@ -85,12 +94,17 @@ impl BrowserCalls {
         company: CompanyId,
         customer: UserRef,
         note: Option<String>,
+        client_ip: Option<IpAddr>,
     ) -> CallId {
         let call_id = CallId::random();
         self.open.insert((company.clone(), customer.id.clone()), call_id.clone());
         self.queues.entry(company.clone()).or_default().push(call_id.clone());
+        if let Some(ip) = client_ip {
+            *self.per_ip.entry(ip).or_default() += 1;
+        }
         let phase = Phase::Creating;
-        let call = BrowserCall { company, customer, agent: None, note, phase, offered: false };
+        let (agent, offered) = (None, false);
+        let call = BrowserCall { company, client_ip, customer, agent, note, phase, offered };
         self.live.insert(call_id.clone(), call);
         call_id
     }
@@ -111,6 +125,11 @@ impl BrowserCalls {
     /// The customer's open call, if any.
     pub fn open_call(&self, company: &CompanyId, customer: &UserId) -> Option<&CallId> {
         self.open.get(&(company.clone(), customer.clone()))
+    }
+
+    /// Whether one more call from `ip` would pass [`MAX_OPEN_PER_IP`].
+    pub fn ip_is_full(&self, ip: Option<IpAddr>) -> bool {
+        ip.is_some_and(|ip| self.per_ip.get(&ip).copied().unwrap_or(0) >= MAX_OPEN_PER_IP)
     }
 
     /// How many calls wait in a company's queue.
@@ -147,6 +166,14 @@ impl BrowserCalls {
         if let Some(call) = self.live.remove(call_id) {
             self.open.remove(&(call.company.clone(), call.customer.id.clone()));
             self.dequeue(&call.company, call_id);
+            if let Some(ip) = call.client_ip
+                && let Some(count) = self.per_ip.get_mut(&ip)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
         }
     }
 

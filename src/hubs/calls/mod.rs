@@ -31,6 +31,7 @@ mod browser;
 mod status;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -57,7 +58,7 @@ use crate::user::UserRef;
 const REMEMBER_ENDED: Duration = Duration::from_secs(600);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// The provider name and key space of calls placed from the landing page.
-const BROWSER: &str = "browser";
+pub const BROWSER_PROVIDER: &str = "browser";
 
 /// The call actor. See the module docs.
 pub struct CallHub {
@@ -114,7 +115,7 @@ impl CallHub {
     {
         let Some(call) = self.calls.get(call_id) else { return };
         let company = CompanyChoice::Known(call.company.clone());
-        let target = CallTarget::Keys(vec![(BROWSER.to_owned(), call_id.to_string())]);
+        let target = CallTarget::Keys(vec![(BROWSER_PROVIDER.to_owned(), call_id.to_string())]);
         let event = CallEvent {
             ended_reason: reason.map(str::to_owned),
             owner_id: call.agent.as_ref().map(|a| a.id.clone()),
@@ -124,7 +125,7 @@ impl CallHub {
             parties: call.parties(),
             payload: json!({"status": status.as_str(), "reason": reason, "note": call.note}),
             data: json!({"customer": call.customer, "note": call.note}),
-            ..CallEvent::new(company, target, BROWSER, status)
+            ..CallEvent::new(company, target, BROWSER_PROVIDER, status)
         };
         let (pool, hub, id) = (self.pool.clone(), ctx.address(), call_id.clone());
         async move { record_as(&pool, &hub, event, id).await }
@@ -339,6 +340,8 @@ pub struct RequestCall {
     pub company: CompanyId,
     pub customer: UserRef,
     pub note: Option<String>,
+    /// The customer's address (its /64 for IPv6), when known.
+    pub client_ip: Option<IpAddr>,
     pub reply_to: ReplyTo,
 }
 
@@ -361,7 +364,11 @@ impl Handler<RequestCall> for CallHub {
             let text = "all agents are busy and the queue is full, try again later";
             return self.answer_error(&company, &msg.reply_to, ErrorCode::QueueFull, text);
         }
-        let call_id = self.calls.enqueue(company, msg.customer, msg.note);
+        if self.calls.ip_is_full(msg.client_ip) {
+            let text = "too many open calls from this address, try again later";
+            return self.answer_error(&company, &msg.reply_to, ErrorCode::QueueFull, text);
+        }
+        let call_id = self.calls.enqueue(company, msg.customer, msg.note, msg.client_ip);
         let (id, reply_to) = (call_id.clone(), msg.reply_to);
         self.store(ctx, &call_id, CallStatus::Queued, None, move |hub, ctx, result| {
             hub.queued(ctx, id, reply_to, result)

@@ -4,6 +4,7 @@
 use super::Asked;
 use crate::hubs::calls::{AcceptCall, EndCall, RelaySignal, RequestCall, Signal};
 use crate::ids::CallId;
+use crate::net::ip_key;
 use crate::user::{Role, clean_text};
 use crate::ws::session::{Ctx, WsSession};
 
@@ -20,7 +21,9 @@ impl WsSession {
         let note = note.map(|n| clean_text(&n, MAX_NOTE_CHARS)).filter(|n| !n.is_empty());
         let Some(reply_to) = self.reply_to(ctx, asked.reference) else { return };
         let (company, customer) = (asked.identity.company, asked.identity.user);
-        self.config.hubs.calls.do_send(RequestCall { company, customer, note, reply_to });
+        let client_ip = self.transport.client_ip.map(ip_key);
+        let request = RequestCall { company, customer, note, client_ip, reply_to };
+        self.config.hubs.calls.do_send(request);
     }
 
     pub(super) fn accept_call(&mut self, ctx: &mut Ctx, asked: Asked, call_id: CallId) {
