@@ -28,10 +28,11 @@ pub struct AppState {
     pub cipher: Arc<TokenCipher>,
 }
 
-/// Per-IP and per-email limits of the auth endpoints.
+/// Limits of the auth endpoints, per client address (IPv6: its /64).
 pub struct AuthLimits {
     pub login_by_ip: KeyedLimiter,
-    pub login_by_email: KeyedLimiter,
+    /// Per (email, address) pair, so a named user cannot be locked out from elsewhere.
+    pub login_by_email_and_ip: KeyedLimiter,
     pub guest_by_ip: KeyedLimiter,
 }
 
@@ -39,7 +40,7 @@ impl AuthLimits {
     pub fn new(per_minute: u32) -> Self {
         Self {
             login_by_ip: KeyedLimiter::per_minute(per_minute),
-            login_by_email: KeyedLimiter::per_minute(per_minute),
+            login_by_email_and_ip: KeyedLimiter::per_minute(per_minute),
             guest_by_ip: KeyedLimiter::per_minute(per_minute),
         }
     }

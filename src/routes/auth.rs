@@ -11,6 +11,7 @@ use crate::db;
 use crate::error::{AppError, ErrorCode};
 use crate::ids::CompanyId;
 use crate::limits::client_ip;
+use crate::net::ip_key;
 use crate::protocol::UserWithCompany;
 use crate::state::AppState;
 use crate::time::timestamp_from_unix;
@@ -59,9 +60,10 @@ fn issue(state: &AppState, identity: &Identity, ttl: Duration) -> Result<IssuedT
         .map_err(AppError::internal)
 }
 
+/// The client's address as the rate limits count it: the IP, or its /64 for IPv6.
 fn client_key(req: &HttpRequest, state: &AppState) -> String {
     client_ip(req, &state.settings.http.trusted_proxies)
-        .map_or_else(|| "unknown".into(), |ip| ip.to_string())
+        .map_or_else(|| "unknown".into(), |ip| ip_key(ip).to_string())
 }
 
 #[derive(Deserialize)]
@@ -81,8 +83,11 @@ async fn login(
 ) -> Result<HttpResponse, AppError> {
     let LoginRequest { email, password } = body.into_inner();
     let email = email.trim().to_lowercase();
-    if !state.limits.login_by_ip.check(&client_key(&req, &state))
-        || !state.limits.login_by_email.check(&email)
+    // Per address, and per (email, address): someone guessing one person's password from one
+    // place is stopped, and nobody elsewhere can lock that person out.
+    let client = client_key(&req, &state);
+    if !state.limits.login_by_ip.check(&client)
+        || !state.limits.login_by_email_and_ip.check(&format!("{email} {client}"))
     {
         return Err(AppError::rate_limited());
     }

@@ -243,3 +243,38 @@ async fn an_rs256_token_is_refused_without_a_public_key() {
     .unwrap();
     assert_eq!(app.get("/api/v1/me", Some(&token)).await.0, 401);
 }
+
+/// A login attempt from `ip` (through a trusted proxy on 127.0.0.1); the HTTP status.
+async fn login_from(app: &crate::helpers::TestApp, ip: &str, password: &str) -> u16 {
+    let body = json!({"email": "ann@acme.test", "password": password});
+    let mut res = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .insert_header(("x-forwarded-for", ip))
+        .send_json(&body)
+        .await
+        .expect("login");
+    let _ = res.body().await;
+    res.status().as_u16()
+}
+
+#[actix_web::test]
+async fn nobody_can_lock_a_named_user_out_from_elsewhere() {
+    let flags = ["--trusted-proxies", "127.0.0.1", "--auth-rate-per-minute", "3"];
+    let app = crate::helpers::spawn_app_with(&flags).await;
+    app.create_user("ann@acme.test", "correct horse", "agent", "acme");
+    // Someone guesses Ann's password from one address until refused …
+    for _ in 0..3 {
+        assert_eq!(login_from(&app, "203.0.113.9", "guess").await, 401);
+    }
+    assert_eq!(login_from(&app, "203.0.113.9", "guess").await, 429);
+    // … and Ann still signs in from hers.
+    assert_eq!(login_from(&app, "198.51.100.7", "correct horse").await, 200);
+
+    // IPv6 addresses count per /64: another address in the same /64 is the same client.
+    for _ in 0..3 {
+        assert_eq!(login_from(&app, "2001:db8:1:2::1", "guess").await, 401);
+    }
+    assert_eq!(login_from(&app, "2001:db8:1:2::ffff", "correct horse").await, 429);
+    assert_eq!(login_from(&app, "2001:db8:1:3::1", "correct horse").await, 200);
+}
