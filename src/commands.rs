@@ -1,11 +1,11 @@
-//! The sub-commands other than `serve`: `migrate`, `user add`, `token`. Each reads the same
+//! The sub-commands other than `serve`: `migrate`, `user add|disable|enable`, `token`. Each reads the same
 //! settings as the server and prints only its result on standard output.
 
 use std::io::BufRead;
 use std::time::Duration;
 
 use crate::auth::PasswordHasher;
-use crate::config::{ConfigError, Settings, StaffRole, TokenArgs, UserAddArgs};
+use crate::config::{ConfigError, Settings, StaffRole, TokenArgs, UserAddArgs, UserEmailArgs};
 use crate::db::{self, DbError, models::NewUser};
 use crate::ids::{CompanyId, UserId};
 use crate::startup::{StartupError, open_database, token_service};
@@ -70,6 +70,24 @@ pub fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), StartupEr
     }
     log::info!("created {role} {email} in company {company}");
     println!("{id}");
+    Ok(())
+}
+
+/// `switchboard user disable` / `user enable`: running hubs follow within a second (their
+/// tokens are refused from then on, and open connections close with 4001).
+pub fn set_user_disabled(
+    settings: &Settings,
+    args: &UserEmailArgs,
+    disabled: bool,
+) -> Result<(), StartupError> {
+    let email = args.email.trim().to_lowercase();
+    let pool = open_database(settings)?;
+    let mut conn = pool.get().map_err(DbError::from)?;
+    let at = disabled.then(now_millis);
+    if !db::users::set_disabled(&mut conn, &email, at).map_err(DbError::from)? {
+        return Err(ConfigError::new("--email", "no account has this email").into());
+    }
+    log::info!("{} {email}", if disabled { "disabled" } else { "enabled" });
     Ok(())
 }
 

@@ -31,6 +31,7 @@
 //! - [`state`]: what handlers and sessions share; [`limits`]: rate limiting and the client-IP
 //!   rule; [`startup`]: build the server and run it; [`commands`]: `migrate`, `user add`, `token`.
 
+pub mod accounts;
 pub mod auth;
 pub mod calendar;
 pub mod calls;
@@ -42,6 +43,7 @@ pub mod hubs;
 pub mod ids;
 pub mod limits;
 pub mod net;
+pub mod outbound;
 pub mod protocol;
 pub mod routes;
 pub mod startup;

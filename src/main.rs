@@ -35,6 +35,12 @@ fn main() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Migrate => commands::migrate(&settings),
         Command::User { action: UserCommand::Add(args) } => commands::add_user(&settings, &args),
+        Command::User { action: UserCommand::Disable(args) } => {
+            commands::set_user_disabled(&settings, &args, true)
+        }
+        Command::User { action: UserCommand::Enable(args) } => {
+            commands::set_user_disabled(&settings, &args, false)
+        }
         Command::Token(args) => commands::print_token(&settings, &args),
     };
     match result {

@@ -11,7 +11,7 @@ use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
 use base64::Engine;
 
-use crate::auth::{ExternalIssuer, PasswordHashError, PasswordHasher, TokenService};
+use crate::auth::{ClaimPath, ExternalIssuer, PasswordHashError, PasswordHasher, TokenService};
 use crate::calendar::CalendarTool;
 use crate::calendar::crypto::TokenCipher;
 use crate::calendar::oauth::Google;
@@ -21,7 +21,7 @@ use crate::hubs::Hubs;
 use crate::hubs::calls::BROWSER_PROVIDER;
 use crate::hubs::presence::CloseAll;
 use crate::state::{AppState, AuthLimits, SessionConfig};
-use crate::{net, routes, ws};
+use crate::{accounts, net, routes, ws};
 
 /// Why the hub could not start (or stopped); the message names the setting at fault where
 /// there is one.
@@ -88,13 +88,25 @@ pub fn token_service(settings: &Settings, pool: &DbPool) -> Result<TokenService,
             .map_err(DbError::from)?
         }
     };
-    let external = match (&auth.jwt_public_key, &auth.jwt_issuer, &auth.jwt_audience) {
-        (Some(path), Some(issuer), Some(audience)) => {
-            Some(ExternalIssuer::load(path, issuer.clone(), audience.clone())?)
-        }
-        _ => None,
+    Ok(TokenService::new(secret.as_bytes(), external_issuer(settings)?))
+}
+
+/// The external identity provider, when `--jwt-public-key` or `--jwt-jwks-url` names one.
+fn external_issuer(settings: &Settings) -> Result<Option<ExternalIssuer>, ConfigError> {
+    let auth = &settings.auth;
+    let (Some(issuer), Some(audience)) = (auth.jwt_issuer.clone(), auth.jwt_audience.clone())
+    else {
+        return Ok(None);
     };
-    Ok(TokenService::new(secret.as_bytes(), external))
+    let claims = (ClaimPath::new(&auth.jwt_role_claim), ClaimPath::new(&auth.jwt_company_claim));
+    Ok(match (&auth.jwt_public_key, &auth.jwt_jwks_url) {
+        (Some(path), _) => Some(ExternalIssuer::from_pem(path, issuer, audience, claims)?),
+        (None, Some(url)) => {
+            let http = crate::outbound::http_client();
+            Some(ExternalIssuer::from_jwks(url.clone(), http, issuer, audience, claims))
+        }
+        (None, None) => None,
+    })
 }
 
 fn random_secret() -> String {
@@ -112,6 +124,7 @@ impl Application {
         let pool = open_database(&settings)?;
         end_interrupted_calls(&pool)?;
         let tokens = Arc::new(token_service(&settings, &pool)?);
+        tokens.fetch_external_keys().await;
         let listener = listen(settings.http.bind)?;
         let address = listener
             .local_addr()
@@ -125,6 +138,11 @@ impl Application {
         let google = Google::from_settings(&settings.google, &public_url).map(Arc::new);
         let calendar = CalendarTool::new(pool.clone(), Arc::clone(&cipher), google.clone());
         let hubs = Hubs::start(&settings, pool.clone(), calendar);
+        accounts::watch_disabled(
+            pool.clone(),
+            tokens.disabled_users().clone(),
+            hubs.presence.clone(),
+        );
         let state = AppState {
             limits: AuthLimits::new(settings.auth.auth_rate_per_minute),
             session: Arc::new(SessionConfig::new(&settings, hubs.clone(), Arc::clone(&tokens))),

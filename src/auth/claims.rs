@@ -18,6 +18,19 @@ pub struct Claims {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// When the user originally signed in (unix seconds): refreshed tokens keep it, and no
+    /// refresh reaches past `--session-max-age-secs` after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// Who signed a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    /// This hub (HS256): logins, guests, `switchboard token`, refreshes.
+    Hub,
+    /// The configured external identity provider, which refreshes its own tokens.
+    External,
 }
 
 /// A caller whose token has been verified.
@@ -29,12 +42,15 @@ pub struct Identity {
     pub expires_at: i64,
     /// Unix seconds the token was issued at, when it says.
     pub issued_at: Option<i64>,
+    /// Unix seconds of the original sign-in, when the token says.
+    pub auth_time: Option<i64>,
+    pub issuer: Issuer,
 }
 
 impl Identity {
     /// Builds an identity from claims whose signature and expiry were already checked;
     /// `None` when the ids are unusable (empty, too long, control characters).
-    pub fn from_claims(claims: Claims) -> Option<Self> {
+    pub fn from_claims(claims: Claims, issuer: Issuer) -> Option<Self> {
         let id = UserId::parse(&claims.sub)?;
         let company = CompanyId::parse(&claims.company)?;
         let name = claims
@@ -48,6 +64,8 @@ impl Identity {
             company,
             expires_at: claims.exp,
             issued_at: claims.iat,
+            auth_time: claims.auth_time,
+            issuer,
         })
     }
 
@@ -75,11 +93,15 @@ mod tests {
             name: name.map(str::to_owned),
             exp: 10,
             iat: None,
+            auth_time: None,
         };
-        assert_eq!(&*Identity::from_claims(claims(None)).unwrap().user.name, "u-1");
-        assert_eq!(&*Identity::from_claims(claims(Some(" Ann\u{7} "))).unwrap().user.name, "Ann");
+        assert_eq!(&*Identity::from_claims(claims(None), Issuer::Hub).unwrap().user.name, "u-1");
+        assert_eq!(
+            &*Identity::from_claims(claims(Some(" Ann\u{7} ")), Issuer::Hub).unwrap().user.name,
+            "Ann"
+        );
         let mut empty_company = claims(None);
         empty_company.company = String::new();
-        assert!(Identity::from_claims(empty_company).is_none());
+        assert!(Identity::from_claims(empty_company, Issuer::Hub).is_none());
     }
 }

@@ -1,6 +1,6 @@
 //! `Caller`: the REST extractor that authenticates `Authorization: Bearer <token>`.
 
-use std::future::{Ready, ready};
+use futures_core::future::LocalBoxFuture;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
@@ -29,21 +29,21 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
 
 impl FromRequest for Caller {
     type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(tokens) = req.app_data::<web::Data<TokenService>>() else {
-            return ready(Err(AppError::internal("TokenService is not registered")));
-        };
-        let result = bearer_token(req)
-            .ok_or_else(AppError::invalid_token)
-            .and_then(|token| {
-                tokens.verify(token).map_err(|e| {
-                    log::debug!("REST {e}");
-                    AppError::invalid_token()
-                })
-            })
-            .map(Caller);
-        ready(result)
+        let tokens = req.app_data::<web::Data<TokenService>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let tokens =
+                tokens.ok_or_else(|| AppError::internal("TokenService is not registered"))?;
+            let token = token.ok_or_else(AppError::invalid_token)?;
+            // Usually a memory lookup; a rotated identity-provider key costs one JWKS fetch.
+            let identity = tokens.verify_fresh(&token).await.map_err(|e| {
+                log::debug!("REST {e}");
+                AppError::invalid_token()
+            })?;
+            Ok(Caller(identity))
+        })
     }
 }

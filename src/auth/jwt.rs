@@ -1,16 +1,16 @@
-//! Issuing and verifying JWTs. Our own tokens are HS256 with the hub's secret; tokens from an
-//! external identity provider are RS256 or ES256 with `--jwt-public-key` and must carry the
-//! configured `iss` and `aud`. The key is chosen by the token's algorithm, and each key only
-//! verifies its own family, so an RS256 public key can never be used as an HS256 secret.
-//! `exp` is required and checked without leeway.
+//! Issuing and verifying JWTs (`docs/protocol.md` §2). Our own tokens are HS256 with the hub's
+//! secret; tokens of an external identity provider are RS256 or ES256 ([`ExternalIssuer`]). The
+//! key is chosen by the token's algorithm, and each key only verifies its own family, so an
+//! RS256 public key can never be used as an HS256 secret. `exp` is required and checked without
+//! leeway, `nbf` when present; a disabled account's tokens are refused.
 
-use std::path::Path;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 
-use super::claims::{Claims, Identity};
-use crate::config::ConfigError;
+use super::claims::{Claims, Identity, Issuer};
+use super::disabled::DisabledUsers;
+use super::external::{ExternalIssuer, Rejection};
 use crate::user::Role;
 
 /// Verifies every token the hub sees and signs the ones it hands out.
@@ -18,34 +18,7 @@ pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
     external: Option<ExternalIssuer>,
-}
-
-/// The public key, issuer and audience of an external identity provider.
-pub struct ExternalIssuer {
-    key: DecodingKey,
-    algorithm: Algorithm,
-    issuer: String,
-    audience: String,
-}
-
-impl ExternalIssuer {
-    /// Reads a PEM public key (RSA → RS256, P-256 → ES256).
-    pub fn load(path: &Path, issuer: String, audience: String) -> Result<Self, ConfigError> {
-        let pem = std::fs::read(path).map_err(|e| {
-            ConfigError::new("--jwt-public-key", format!("cannot read {}: {e}", path.display()))
-        })?;
-        let (key, algorithm) = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
-            (key, Algorithm::RS256)
-        } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
-            (key, Algorithm::ES256)
-        } else {
-            return Err(ConfigError::new(
-                "--jwt-public-key",
-                format!("{} is not an RSA or EC public key in PEM form", path.display()),
-            ));
-        };
-        Ok(Self { key, algorithm, issuer, audience })
-    }
+    disabled: DisabledUsers,
 }
 
 /// A freshly signed token and when it expires (unix seconds).
@@ -58,7 +31,7 @@ pub struct IssuedToken {
 /// Why a token was refused; only ever logged at debug level, clients see `invalid_token`.
 #[derive(Debug, thiserror::Error)]
 #[error("token rejected: {0}")]
-pub struct TokenRejected(String);
+pub struct TokenRejected(pub String);
 
 impl TokenService {
     pub fn new(secret: &[u8], external: Option<ExternalIssuer>) -> Self {
@@ -66,10 +39,24 @@ impl TokenService {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             external,
+            disabled: DisabledUsers::default(),
         }
     }
 
-    /// Signs an HS256 token for `sub` valid for `ttl` from now.
+    /// Fetches the external provider's JWKS, when there is one (at start; later fetches happen
+    /// on unknown key ids).
+    pub async fn fetch_external_keys(&self) {
+        if let Some(external) = &self.external {
+            external.refetch_keys().await;
+        }
+    }
+
+    /// The set of disabled accounts this service refuses, to be kept current by the caller.
+    pub fn disabled_users(&self) -> &DisabledUsers {
+        &self.disabled
+    }
+
+    /// Signs an HS256 token for `sub` valid for `ttl` from now: a new sign-in.
     pub fn issue(
         &self,
         sub: &str,
@@ -77,6 +64,31 @@ impl TokenService {
         company: &str,
         name: Option<&str>,
         ttl: Duration,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let now = chrono::Utc::now().timestamp();
+        self.sign(sub, role, company, name, ttl, now)
+    }
+
+    /// Signs a new token for a verified identity that keeps its original sign-in time.
+    pub fn reissue(
+        &self,
+        identity: &Identity,
+        ttl: Duration,
+        auth_time: i64,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let user = &identity.user;
+        let name = Some(&*user.name);
+        self.sign(user.id.as_str(), user.role, identity.company.as_str(), name, ttl, auth_time)
+    }
+
+    fn sign(
+        &self,
+        sub: &str,
+        role: Role,
+        company: &str,
+        name: Option<&str>,
+        ttl: Duration,
+        auth_time: i64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
@@ -87,44 +99,63 @@ impl TokenService {
             name: name.map(str::to_owned),
             exp: expires_at,
             iat: Some(now),
+            auth_time: Some(auth_time),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(IssuedToken { token, expires_at })
     }
 
-    /// Verifies signature, algorithm, expiry (and issuer/audience for external tokens).
+    /// Verifies signature, algorithm, expiry, `nbf` (and issuer, audience and claims for
+    /// external tokens) with the keys at hand, and that the account is not disabled.
     pub fn verify(&self, token: &str) -> Result<Identity, TokenRejected> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| TokenRejected(e.to_string()))?;
-        let claims = match header.alg {
-            Algorithm::HS256 => {
-                decode::<Claims>(token, &self.decoding, &strict_validation(Algorithm::HS256))
+        self.verify_with_known_keys(token).map_err(|e| TokenRejected(e.to_string()))
+    }
+
+    /// [`verify`](Self::verify), but a token signed with a key the external provider's JWKS
+    /// did not have yet makes the hub fetch the JWKS again (at most once per 30 s) first: keys
+    /// rotate without a restart.
+    pub async fn verify_fresh(&self, token: &str) -> Result<Identity, TokenRejected> {
+        match self.verify_with_known_keys(token) {
+            Err(Rejection::UnknownKey(kid)) => {
+                let Some(external) = &self.external else {
+                    return Err(TokenRejected(format!("unknown key {kid}")));
+                };
+                external.refetch_keys().await;
+                self.verify(token)
             }
-            alg @ (Algorithm::RS256 | Algorithm::ES256) => {
-                let external = self
-                    .external
-                    .as_ref()
-                    .filter(|e| e.algorithm == alg)
-                    .ok_or_else(|| TokenRejected(format!("{alg:?} is not configured")))?;
-                let mut validation = strict_validation(alg);
-                validation.set_issuer(&[&external.issuer]);
-                validation.set_audience(&[&external.audience]);
-                validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-                decode::<Claims>(token, &external.key, &validation)
-            }
-            other => {
-                return Err(TokenRejected(format!("algorithm {other:?} is not accepted")));
-            }
+            other => other.map_err(|e| TokenRejected(e.to_string())),
         }
-        .map_err(|e| TokenRejected(e.to_string()))?
-        .claims;
-        Identity::from_claims(claims).ok_or_else(|| TokenRejected("unusable sub or company".into()))
+    }
+
+    fn verify_with_known_keys(&self, token: &str) -> Result<Identity, Rejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(Rejection::from)?;
+        let identity = match header.alg {
+            Algorithm::HS256 => {
+                let validation = strict_validation(Algorithm::HS256);
+                let claims = decode::<Claims>(token, &self.decoding, &validation)?.claims;
+                Identity::from_claims(claims, Issuer::Hub)
+                    .ok_or(Rejection::Claims("unusable sub or company"))?
+            }
+            Algorithm::RS256 | Algorithm::ES256 => match &self.external {
+                Some(external) => external.verify(token, &header)?,
+                None => {
+                    return Err(Rejection::Other(format!("{:?} is not configured", header.alg)));
+                }
+            },
+            other => return Err(Rejection::Other(format!("algorithm {other:?} is not accepted"))),
+        };
+        if self.disabled.contains(&identity.company, &identity.user.id) {
+            return Err(Rejection::Claims("the account is disabled"));
+        }
+        Ok(identity)
     }
 }
 
-fn strict_validation(alg: Algorithm) -> Validation {
+/// `exp` required and `nbf` checked, both without leeway.
+pub(super) fn strict_validation(alg: Algorithm) -> Validation {
     let mut validation = Validation::new(alg);
     validation.leeway = 0;
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp"]);
     validation
 }
@@ -143,6 +174,10 @@ mod tests {
         URL_SAFE_NO_PAD.encode(json)
     }
 
+    fn sign(svc: &TokenService, body: &serde_json::Value) -> String {
+        encode(&Header::new(Algorithm::HS256), body, &svc.encoding).unwrap()
+    }
+
     #[test]
     fn issued_tokens_verify() {
         let svc = service();
@@ -151,6 +186,8 @@ mod tests {
         assert_eq!(id.user.id.as_str(), "u1");
         assert_eq!(id.company.as_str(), "acme");
         assert_eq!(&*id.user.name, "Ann");
+        assert_eq!(id.issuer, Issuer::Hub);
+        assert!(id.auth_time.is_some());
     }
 
     #[test]
@@ -165,30 +202,29 @@ mod tests {
     }
 
     #[test]
-    fn wrong_secret_and_past_expiry_are_rejected() {
+    fn wrong_secret_past_expiry_and_future_nbf_are_rejected() {
         let other = TokenService::new(b"another-secret-another-secret!!", None);
         let token = other.issue("u", Role::Agent, "c", None, Duration::from_secs(60)).unwrap();
         assert!(service().verify(&token.token).is_err());
 
         let svc = service();
-        let claims = Claims {
-            sub: "u".into(),
-            role: Role::Agent,
-            company: "c".into(),
-            name: None,
-            exp: chrono::Utc::now().timestamp() - 1,
-            iat: None,
-        };
-        let expired = encode(&Header::new(Algorithm::HS256), &claims, &svc.encoding).unwrap();
-        assert!(svc.verify(&expired).is_err());
+        let now = chrono::Utc::now().timestamp();
+        let expired =
+            serde_json::json!({"sub": "u", "role": "agent", "company": "c", "exp": now - 1});
+        assert!(svc.verify(&sign(&svc, &expired)).is_err());
+        let early = serde_json::json!({"sub": "u", "role": "agent", "company": "c",
+                                       "exp": now + 600, "nbf": now + 300});
+        assert!(svc.verify(&sign(&svc, &early)).is_err());
+        let ripe = serde_json::json!({"sub": "u", "role": "agent", "company": "c",
+                                      "exp": now + 600, "nbf": now - 1});
+        assert!(svc.verify(&sign(&svc, &ripe)).is_ok());
     }
 
     #[test]
     fn missing_exp_is_rejected() {
         let svc = service();
         let body = serde_json::json!({"sub": "u", "role": "agent", "company": "c"});
-        let token = encode(&Header::new(Algorithm::HS256), &body, &svc.encoding).unwrap();
-        assert!(svc.verify(&token).is_err());
+        assert!(svc.verify(&sign(&svc, &body)).is_err());
     }
 
     #[test]
@@ -199,5 +235,19 @@ mod tests {
             b64(r#"{"sub":"u","role":"admin","company":"c","exp":99999999999}"#)
         );
         assert!(service().verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_disabled_accounts_tokens_are_refused() {
+        let svc = service();
+        let token = svc.issue("u1", Role::Agent, "acme", None, Duration::from_secs(60)).unwrap();
+        let key = (
+            crate::ids::CompanyId::parse("acme").unwrap(),
+            crate::ids::UserId::parse("u1").unwrap(),
+        );
+        svc.disabled_users().replace([key].into_iter().collect());
+        assert!(svc.verify(&token.token).is_err());
+        svc.disabled_users().replace(Default::default());
+        assert!(svc.verify(&token.token).is_ok());
     }
 }

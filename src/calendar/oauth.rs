@@ -10,44 +10,20 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use google_calendar3::common::Body;
 use google_calendar3::hyper::{self, StatusCode, body::Bytes};
-use google_calendar3::{hyper_rustls, hyper_util};
-use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{GoogleSettings, Secret};
+use crate::outbound;
 
-pub type Connector =
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
-pub type HttpClient = hyper_util::client::legacy::Client<Connector, Body>;
+pub use crate::outbound::{Connector, HttpClient};
 
 /// The scope the hub asks for: read and write the user's calendars.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/calendar";
 /// How long one HTTP exchange with Google may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The HTTP client for Google: HTTPS with the system's roots, plain HTTP allowed (a local fake),
-/// HTTP/1 enabled by hand (the calendar crate only enables HTTP/2).
-pub fn http_client() -> HttpClient {
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match builder.with_native_roots() {
-        Ok(builder) => builder,
-        Err(e) => {
-            // Without system roots HTTPS to Google fails clearly; plain HTTP (a fake) still works.
-            log::warn!("no system TLS roots ({e}); calls to Google over HTTPS will fail");
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap_or_else(|e| panic!("ring supports the default TLS versions: {e}"))
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
-    };
-    let connector = builder.https_or_http().enable_http1().enable_http2().build();
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(connector)
-}
+/// Largest answer read from Google's OAuth endpoints.
+const MAX_ANSWER: usize = 1 << 20;
 
 /// Where Google is and who we are to it.
 #[derive(Debug, Clone)]
@@ -110,7 +86,7 @@ pub struct Google {
 impl Google {
     pub fn from_settings(settings: &GoogleSettings, public_url: &str) -> Option<Self> {
         let config = GoogleConfig::from_settings(settings, public_url)?;
-        Some(Self { config: Arc::new(config), http: http_client() })
+        Some(Self { config: Arc::new(config), http: crate::outbound::http_client() })
     }
 }
 
@@ -187,7 +163,7 @@ async fn token_request(
 ) -> Result<TokenResponse, TokenError> {
     let request = hyper::Request::post(url)
         .header(hyper::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
+        .body(outbound::body(body))
         .map_err(|e| TokenError::Unavailable(e.to_string()))?;
     let (status, bytes) = send(client, request).await.map_err(TokenError::Unavailable)?;
     if status.is_server_error() {
@@ -209,13 +185,7 @@ async fn send(
     client: &HttpClient,
     request: hyper::Request<Body>,
 ) -> Result<(StatusCode, Bytes), String> {
-    let exchange = async {
-        let response = client.request(request).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok((status, bytes))
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange).await.map_err(|_| "timed out".to_owned())?
+    outbound::send(client, request, HTTP_TIMEOUT, MAX_ANSWER).await
 }
 
 /// The primary calendar's id (the account's address) and time zone, best effort.
@@ -226,7 +196,7 @@ pub async fn primary_calendar(
 ) -> (Option<String>, Option<String>) {
     let request = hyper::Request::get(format!("{}calendars/primary", config.api_url))
         .header(hyper::header::AUTHORIZATION, format!("Bearer {access_token}"))
-        .body(Full::new(Bytes::new()).map_err(|never| match never {}).boxed());
+        .body(outbound::body(Bytes::new()));
     let Ok(request) = request else { return (None, None) };
     match send(client, request).await {
         Ok((status, bytes)) if status.is_success() => {

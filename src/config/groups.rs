@@ -113,9 +113,26 @@ pub struct AuthSettings {
     #[arg(long, env = "SWITCHBOARD_JWT_ISSUER", global = true)]
     pub jwt_issuer: Option<String>,
 
-    /// Required `aud` of external tokens (with --jwt-public-key).
+    /// Required `aud` of external tokens (with --jwt-public-key or --jwt-jwks-url).
     #[arg(long, env = "SWITCHBOARD_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
+
+    /// An identity provider's JWKS URL: its RS256/ES256 tokens are accepted, keys rotate freely.
+    #[arg(long, env = "SWITCHBOARD_JWT_JWKS_URL", global = true)]
+    pub jwt_jwks_url: Option<String>,
+
+    /// Where an external token carries the role (a dotted path reaches into objects).
+    #[arg(long, env = "SWITCHBOARD_JWT_ROLE_CLAIM", default_value = "role", global = true)]
+    pub jwt_role_claim: String,
+
+    /// Where an external token carries the company (a dotted path reaches into objects).
+    #[arg(long, env = "SWITCHBOARD_JWT_COMPANY_CLAIM", default_value = "company", global = true)]
+    pub jwt_company_claim: String,
+
+    /// No refresh extends a sign-in beyond this many seconds.
+    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_AGE_SECS", default_value_t = 604_800,
+          value_parser = clap::value_parser!(u64).range(60..), global = true)]
+    pub session_max_age_secs: u64,
 
     /// Login and guest-token requests per minute per client IP (and per email for login).
     #[arg(long, env = "SWITCHBOARD_AUTH_RATE_PER_MINUTE", default_value_t = 10,

@@ -43,6 +43,17 @@ pub enum Command {
 pub enum UserCommand {
     /// Create a login; the password comes from SWITCHBOARD_PASSWORD or standard input.
     Add(UserAddArgs),
+    /// Disable a login: its tokens stop working and its connections close (4001), on every
+    /// running hub of this database.
+    Disable(UserEmailArgs),
+    /// Enable a disabled login again.
+    Enable(UserEmailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserEmailArgs {
+    #[arg(long)]
+    pub email: String,
 }
 
 #[derive(Debug, Args)]
@@ -119,15 +130,25 @@ impl Settings {
             ));
         }
         let auth = &self.auth;
-        if auth.jwt_public_key.is_some() {
+        if auth.jwt_public_key.is_some() && auth.jwt_jwks_url.is_some() {
+            return Err(ConfigError::new(
+                "--jwt-jwks-url",
+                "cannot be combined with --jwt-public-key (one identity provider)",
+            ));
+        }
+        let external = if auth.jwt_public_key.is_some() {
+            Some("--jwt-public-key")
+        } else if auth.jwt_jwks_url.is_some() {
+            Some("--jwt-jwks-url")
+        } else {
+            None
+        };
+        if let Some(with) = external {
             if auth.jwt_issuer.is_none() {
-                return Err(ConfigError::new("--jwt-issuer", "is required with --jwt-public-key"));
+                return Err(ConfigError::new("--jwt-issuer", format!("is required with {with}")));
             }
             if auth.jwt_audience.is_none() {
-                return Err(ConfigError::new(
-                    "--jwt-audience",
-                    "is required with --jwt-public-key",
-                ));
+                return Err(ConfigError::new("--jwt-audience", format!("is required with {with}")));
             }
         }
         if let Some(secret) = &auth.jwt_secret

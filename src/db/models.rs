@@ -15,6 +15,8 @@ pub struct User {
     pub role: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// When the account was disabled; `None` while it is enabled.
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -113,4 +115,6 @@ pub struct OAuthState {
     pub user_id: String,
     pub code_verifier: String,
     pub expires_at: i64,
+    /// SHA-256 (hex) of the `sb_oauth` cookie value of the browser that started the flow.
+    pub browser_binding: String,
 }

@@ -18,6 +18,7 @@ diesel::table! {
         user_id -> Text,
         code_verifier -> Text,
         expires_at -> BigInt,
+        browser_binding -> Text,
     }
 }
 
@@ -80,6 +81,7 @@ diesel::table! {
         role -> Text,
         password_hash -> Text,
         created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
     }
 }
 

@@ -18,6 +18,33 @@ pub fn find_by_email(conn: &mut DbConn, address: &str) -> QueryResult<Option<Use
     users.filter(email.eq(address)).select(User::as_select()).first(conn).optional()
 }
 
+/// The account of `company` with this id, if any.
+pub fn find_by_id(conn: &mut DbConn, in_company: &str, user_id: &str) -> QueryResult<Option<User>> {
+    use super::schema::users::dsl::{company, id, users};
+    users
+        .filter(id.eq(user_id))
+        .filter(company.eq(in_company))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Disables (`Some(at)`) or enables (`None`) the account with this email; false when there is
+/// none.
+pub fn set_disabled(conn: &mut DbConn, address: &str, at: Option<i64>) -> QueryResult<bool> {
+    use super::schema::users::dsl::{disabled_at, email, users};
+    let changed = conn.immediate_transaction(|conn| {
+        diesel::update(users.filter(email.eq(address))).set(disabled_at.eq(at)).execute(conn)
+    })?;
+    Ok(changed == 1)
+}
+
+/// (company, id) of every disabled account.
+pub fn disabled(conn: &mut DbConn) -> QueryResult<Vec<(String, String)>> {
+    use super::schema::users::dsl::{company, disabled_at, id, users};
+    users.filter(disabled_at.is_not_null()).select((company, id)).load(conn)
+}
+
 /// A company is known once it has at least one account.
 pub fn company_exists(conn: &mut DbConn, name: &str) -> QueryResult<bool> {
     use super::schema::users::dsl::{company, users};

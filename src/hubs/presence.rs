@@ -26,6 +26,7 @@
 //! | [`IsOnline`] | `CallHub` (grace period) | whether the user has a connection |
 //! | [`ListConnections`] | `GET /api/v1/ws/clients` | the company's connections |
 //! | [`GetTotals`] | `GET /api/v1/ws/status` | global counts |
+//! | [`CloseUser`] | the disabled-accounts watch | — (the user's connections close, 4001) |
 //! | [`CloseAll`] | shutdown | connections asked to close (1001) |
 
 use std::collections::HashMap;
@@ -577,6 +578,27 @@ impl Handler<GetTotals> for PresenceHub {
 
     fn handle(&mut self, _: GetTotals, _: &mut Context<Self>) -> Self::Result {
         MessageResult(Totals { users: self.online_users, connections: self.connections })
+    }
+}
+
+/// Closes every connection of one user (a disabled account: 4001).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseUser {
+    pub company: CompanyId,
+    pub user_id: UserId,
+    pub code: CloseCode,
+    pub reason: &'static str,
+}
+
+impl Handler<CloseUser> for PresenceHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseUser, _: &mut Context<Self>) {
+        let entry = self.companies.get(&msg.company).and_then(|d| d.users.get(&msg.user_id));
+        for connection in entry.into_iter().flat_map(|e| e.connections.values()) {
+            connection.handle.close(msg.code, msg.reason);
+        }
     }
 }
 

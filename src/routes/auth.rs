@@ -6,16 +6,16 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, Identity, IssuedToken, Role};
+use crate::auth::{Caller, IssuedToken, Issuer, Role};
 use crate::db;
 use crate::error::{AppError, ErrorCode};
-use crate::ids::CompanyId;
+use crate::ids::{CompanyId, UserId};
 use crate::limits::client_ip;
 use crate::net::ip_key;
 use crate::protocol::UserWithCompany;
 use crate::state::AppState;
 use crate::time::timestamp_from_unix;
-use crate::user::UserRef;
+use crate::user::{UserRef, clean_display_name};
 
 /// How long a dashboard login lasts: a working day and then some.
 pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -39,25 +39,27 @@ struct TokenAnswer<'a> {
     user: UserWithCompany<'a>,
 }
 
-fn token_answer(issued: IssuedToken, identity: &Identity) -> HttpResponse {
+fn token_answer(issued: IssuedToken, user: &UserRef, company: &CompanyId) -> HttpResponse {
     HttpResponse::Ok().json(TokenAnswer {
         token: issued.token,
         expires_at: timestamp_from_unix(issued.expires_at),
-        user: UserWithCompany { user: &identity.user, company: &identity.company },
+        user: UserWithCompany { user, company },
     })
 }
 
-fn issue(state: &AppState, identity: &Identity, ttl: Duration) -> Result<IssuedToken, AppError> {
-    state
+/// Signs a token for a new sign-in and answers with it.
+fn sign_in(
+    state: &AppState,
+    user: &UserRef,
+    company: &CompanyId,
+    ttl: Duration,
+) -> Result<HttpResponse, AppError> {
+    let (id, name) = (user.id.as_str(), Some(&*user.name));
+    let issued = state
         .tokens
-        .issue(
-            identity.user.id.as_str(),
-            identity.user.role,
-            identity.company.as_str(),
-            Some(&identity.user.name),
-            ttl,
-        )
-        .map_err(AppError::internal)
+        .issue(id, user.role, company.as_str(), name, ttl)
+        .map_err(AppError::internal)?;
+    Ok(token_answer(issued, user, company))
 }
 
 /// The client's address as the rate limits count it: the IP, or its /64 for IPv6.
@@ -99,19 +101,17 @@ async fn login(
     let matches = web::block(move || passwords.verify(&password, stored_hash.as_deref()))
         .await
         .map_err(AppError::internal)?;
-    let account = account.filter(|_| matches).ok_or_else(invalid_credentials)?;
+    // A disabled account answers like a wrong password (and took the same time).
+    let account =
+        account.filter(|a| matches && a.disabled_at.is_none()).ok_or_else(invalid_credentials)?;
     let role: Role = account.role.parse().map_err(AppError::internal)?;
-    let identity = Identity::from_claims(crate::auth::Claims {
-        sub: account.id,
-        role,
-        company: account.company,
-        name: Some(account.name),
-        exp: 0,
-        iat: None,
-    })
-    .ok_or_else(|| AppError::internal("stored account has an unusable id or company"))?;
-    let issued = issue(&state, &identity, LOGIN_TOKEN_TTL)?;
-    Ok(token_answer(issued, &identity))
+    let (Some(id), Some(company)) =
+        (UserId::parse(&account.id), CompanyId::parse(&account.company))
+    else {
+        return Err(AppError::internal("stored account has an unusable id or company"));
+    };
+    let name = Arc::from(clean_display_name(&account.name));
+    sign_in(&state, &UserRef { id, name, role }, &company, LOGIN_TOKEN_TTL)
 }
 
 #[derive(Deserialize, Default)]
@@ -149,32 +149,50 @@ async fn guest(
     let name = request
         .name
         .as_deref()
-        .map(crate::user::clean_display_name)
+        .map(clean_display_name)
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Guest".to_owned());
-    let sub = format!("guest-{}", uuid::Uuid::new_v4().simple());
-    let identity = Identity::from_claims(crate::auth::Claims {
-        sub,
-        role: Role::Customer,
-        company: company.to_string(),
-        name: Some(name),
-        exp: 0,
-        iat: None,
-    })
-    .ok_or_else(|| AppError::internal("guest identity could not be built"))?;
-    let issued = issue(&state, &identity, GUEST_TOKEN_TTL)?;
-    Ok(token_answer(issued, &identity))
+    let id = UserId::parse(&format!("guest-{}", uuid::Uuid::new_v4().simple()))
+        .ok_or_else(|| AppError::internal("a guest id is a valid user id"))?;
+    let guest = UserRef { id, name: Arc::from(name), role: Role::Customer };
+    sign_in(&state, &guest, &company, GUEST_TOKEN_TTL)
 }
 
-/// A new token with the same claims and the same lifetime as the caller's (still valid) one.
+/// A new token for the caller's (still valid) one: same claims, same lifetime, same original
+/// sign-in time. Only our own tokens refresh (an identity provider refreshes its own), never
+/// past `--session-max-age-secs` after the sign-in, and a password account is read again: a
+/// disabled one gets no new token.
 async fn refresh(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let identity = caller.0;
+    if identity.issuer != Issuer::Hub {
+        let text = "tokens of the identity provider are refreshed by the identity provider";
+        return Err(AppError::new(ErrorCode::Forbidden, text));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let signed_in = identity.auth_time.or(identity.issued_at).unwrap_or(now);
+    let max_age = i64::try_from(state.settings.auth.session_max_age_secs).unwrap_or(i64::MAX);
+    let session_end = signed_in.saturating_add(max_age);
+    if now >= session_end {
+        return Err(AppError::invalid_token());
+    }
+    if identity.role().is_staff() {
+        let (company, id) = (identity.company.to_string(), identity.user.id.to_string());
+        let account =
+            db::run(&state.pool, move |conn| db::users::find_by_id(conn, &company, &id)).await?;
+        if account.is_some_and(|a| a.disabled_at.is_some()) {
+            return Err(AppError::invalid_token());
+        }
+    }
     let lifetime = identity
         .issued_at
         .map_or(GUEST_TOKEN_TTL.as_secs() as i64, |iat| identity.expires_at - iat)
-        .clamp(REFRESH_TTL_RANGE.0, REFRESH_TTL_RANGE.1);
-    let issued = issue(&state, &identity, Duration::from_secs(lifetime.unsigned_abs()))?;
-    Ok(token_answer(issued, &identity))
+        .clamp(REFRESH_TTL_RANGE.0, REFRESH_TTL_RANGE.1)
+        .min(session_end - now);
+    let issued = state
+        .tokens
+        .reissue(&identity, Duration::from_secs(lifetime.unsigned_abs()), signed_in)
+        .map_err(AppError::internal)?;
+    Ok(token_answer(issued, &identity.user, &identity.company))
 }
 
 #[derive(Serialize)]

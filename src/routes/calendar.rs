@@ -4,9 +4,10 @@
 //! a single-use `state` bound to that user.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::auth::{Caller, Role};
 use crate::calendar::oauth::{self, TokenError};
@@ -18,6 +19,7 @@ use crate::db::{
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{CompanyId, UserId};
 use crate::state::AppState;
+use crate::telephony::constant_time_eq;
 use crate::time::now_millis;
 
 /// How long a consent may take before its `state` expires.
@@ -32,7 +34,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/calendar", web::delete().to(disconnect));
 }
 
-/// The consent URL for the caller, with a fresh single-use `state` and PKCE challenge.
+/// The cookie that binds a consent to the browser that asked for it (RFC 6749 §10.12).
+const BINDING_COOKIE: &str = "sb_oauth";
+const CALLBACK_PATH: &str = "/api/v1/calendar/oauth/callback";
+
+/// The consent URL for the caller, with a fresh single-use `state` and PKCE challenge, bound to
+/// this browser by the `sb_oauth` cookie: a callback completed in another browser (a victim
+/// lured to approve someone else's consent URL) stores nothing.
 async fn connect(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let identity = caller.require(CALENDAR_USERS)?;
     let google = state.google.clone().ok_or_else(|| {
@@ -47,13 +55,39 @@ async fn connect(caller: Caller, state: web::Data<AppState>) -> Result<HttpRespo
         user_id: identity.user.id.to_string(),
         code_verifier: oauth::random_token(),
         expires_at: now_millis() + STATE_LIFETIME_MS,
+        browser_binding: String::new(),
     };
+    let browser_secret = oauth::random_token();
+    let pending = OAuthState { browser_binding: binding_of(&browser_secret), ..pending };
     let url = google
         .config
         .authorization_url(&pending.state, &oauth::code_challenge(&pending.code_verifier));
     db::run(&state.pool, move |conn| db::calendar::insert_state(conn, &pending, now_millis()))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "authorization_url": url })))
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let cookie = format!(
+        "{BINDING_COOKIE}={browser_secret}; Path={CALLBACK_PATH}; Max-Age={}; HttpOnly; \
+         SameSite=Lax{secure}",
+        STATE_LIFETIME_MS / 1000
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header((header::SET_COOKIE, cookie))
+        .json(json!({ "authorization_url": url })))
+}
+
+/// What the stored state keeps of the browser's secret: its SHA-256, in hex.
+fn binding_of(browser_secret: &str) -> String {
+    Sha256::digest(browser_secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `sb_oauth` cookie the browser sent, if any.
+fn binding_cookie(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(BINDING_COOKIE)?.strip_prefix('='))
+        .map(str::to_owned)
 }
 
 #[derive(Deserialize)]
@@ -64,8 +98,12 @@ struct CallbackQuery {
 }
 
 /// Google's redirect: always answered with a redirect back to the dashboard, saying how it went.
-async fn callback(query: web::Query<CallbackQuery>, state: web::Data<AppState>) -> HttpResponse {
-    let location = match complete(query.into_inner(), &state).await {
+async fn callback(
+    req: HttpRequest,
+    query: web::Query<CallbackQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let location = match complete(query.into_inner(), binding_cookie(&req), &state).await {
         Ok(()) => "/agent?calendar=connected".to_owned(),
         Err(reason) => format!("/agent?calendar=error&reason={reason}"),
     };
@@ -74,7 +112,11 @@ async fn callback(query: web::Query<CallbackQuery>, state: web::Data<AppState>) 
 
 /// Checks the `state`, exchanges the code, stores the refresh token encrypted. The error is the
 /// `reason` shown to the user.
-async fn complete(query: CallbackQuery, state: &AppState) -> Result<(), &'static str> {
+async fn complete(
+    query: CallbackQuery,
+    browser_secret: Option<String>,
+    state: &AppState,
+) -> Result<(), &'static str> {
     let google = state.google.clone().ok_or("not_configured")?;
     let key = query.state.ok_or("invalid_state")?;
     // Taken (and so used up) before anything else, whatever happens next.
@@ -86,6 +128,11 @@ async fn complete(query: CallbackQuery, state: &AppState) -> Result<(), &'static
                 "storage_unavailable"
             })?
             .ok_or("invalid_state")?;
+    let binding = browser_secret.map(|secret| binding_of(&secret)).unwrap_or_default();
+    if !constant_time_eq(binding.as_bytes(), pending.browser_binding.as_bytes()) {
+        log::warn!("calendar callback from another browser than the one that asked: refused");
+        return Err("state_mismatch");
+    }
     if query.error.is_some() {
         return Err("access_denied");
     }

@@ -15,7 +15,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 
-use crate::auth::bearer_token;
+use crate::auth::{Identity, bearer_token};
 use crate::config::OriginPolicy;
 use crate::error::{AppError, ErrorCode};
 use crate::limits::client_ip;
@@ -38,7 +38,7 @@ async fn connect(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    upgrade(req, stream, &state, None)
+    upgrade(req, stream, &state, None).await
 }
 
 async fn connect_legacy(
@@ -47,10 +47,26 @@ async fn connect_legacy(
     state: web::Data<AppState>,
     user_id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    upgrade(req, stream, &state, Some(user_id.into_inner()))
+    upgrade(req, stream, &state, Some(user_id.into_inner())).await
 }
 
-fn upgrade(
+/// The identity of a token given with the handshake (`?token=`, else a Bearer header); none
+/// given: the session waits for an `auth` frame. A bad token is 401 before the upgrade.
+async fn handshake_identity(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<Identity>, AppError> {
+    let Some(token) = handshake_token(req) else { return Ok(None) };
+    let identity = state.tokens.verify_fresh(&token).await.map_err(|e| {
+        log::debug!("ws handshake: {e}");
+        AppError::invalid_token()
+    })?;
+    Ok(Some(identity))
+}
+
+/// The checks in order of cost — origin, the address's handshake rate and connection count,
+/// the token, the legacy path's user — then the upgrade.
+async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
     state: &AppState,
@@ -65,13 +81,7 @@ fn upgrade(
         Some(ip) => Some(admit_ip(config, ip)?),
         None => None,
     };
-    let identity = match handshake_token(&req) {
-        None => None,
-        Some(token) => Some(state.tokens.verify(&token).map_err(|e| {
-            log::debug!("ws handshake: {e}");
-            AppError::invalid_token()
-        })?),
-    };
+    let identity = handshake_identity(&req, state).await?;
     if let (Some(identity), Some(path_user)) = (&identity, &required_user)
         && identity.user.id.as_str() != path_user
     {

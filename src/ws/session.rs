@@ -28,7 +28,7 @@ use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::auth::Identity;
+use crate::auth::{Identity, TokenRejected};
 use crate::error::ErrorCode;
 use crate::hubs::ReplyTo;
 use crate::hubs::connection::{CloseConnection, ConnectionHandle, Deliver};
@@ -241,12 +241,26 @@ impl WsSession {
         }
     }
 
-    /// Before authentication the only acceptable frame is `auth`.
+    /// Before authentication the only acceptable frame is `auth`. Nothing else is handled
+    /// while its token is verified (`wait`).
     fn on_first_frame(&mut self, ctx: &mut Ctx, text: &str) {
         let Ok(Request { message: ClientMessage::Auth { token }, reference }) = decode(text) else {
             return self.close(ctx, CloseCode::Unauthorized, "expected an auth frame first");
         };
-        let identity = match self.config.tokens.verify(&token) {
+        let tokens = Arc::clone(&self.config.tokens);
+        async move { tokens.verify_fresh(&token).await }
+            .into_actor(self)
+            .map(move |verified, act, ctx| act.authenticated(ctx, verified, reference))
+            .wait(ctx);
+    }
+
+    fn authenticated(
+        &mut self,
+        ctx: &mut Ctx,
+        verified: Result<Identity, TokenRejected>,
+        reference: Option<Value>,
+    ) {
+        let identity = match verified {
             Ok(identity) => identity,
             Err(e) => {
                 log::debug!("ws auth frame: {e}");

@@ -27,11 +27,13 @@ fn query_param(url: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Google's redirect back to the hub; returns the `Location` we answer with.
-async fn google_redirects_back(app: &TestApp, query: &str) -> String {
+/// Google's redirect back to the hub, from a browser holding `cookie` (`name=value`);
+/// returns the `Location` we answer with.
+async fn google_redirects_back(app: &TestApp, query: &str, cookie: &str) -> String {
     let http = awc::Client::builder().disable_redirects().finish();
     let res = http
         .get(app.url(&format!("/api/v1/calendar/oauth/callback?{query}")))
+        .insert_header(("cookie", cookie))
         .send()
         .await
         .unwrap();
@@ -39,18 +41,31 @@ async fn google_redirects_back(app: &TestApp, query: &str) -> String {
     res.headers().get("location").unwrap().to_str().unwrap().to_owned()
 }
 
+/// `POST /api/v1/calendar/connect` as `token`: the consent URL, and the browser-binding cookie
+/// (`name=value`) it sets.
+async fn start_connect(app: &TestApp, token: &str) -> (String, String) {
+    let mut res =
+        app.http.post(app.url("/api/v1/calendar/connect")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let set_cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    for attribute in
+        ["HttpOnly", "SameSite=Lax", "Path=/api/v1/calendar/oauth/callback", "Max-Age=600"]
+    {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let body: Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+    let url = body["authorization_url"].as_str().unwrap().to_owned();
+    (url, set_cookie.split(';').next().unwrap().to_owned())
+}
+
 /// Runs the whole connect flow for `sub`, linking Google account `account`.
 async fn connect_calendar(app: &TestApp, fake: &FakeGoogle, sub: &str, account: &str) {
     let token = app.token(sub, Role::Agent, "acme");
-    let (status, body) = app.post_raw("/api/v1/calendar/connect", "", Some(&token)).await;
-    assert_eq!(status, 200, "{body}");
-    let url = body["authorization_url"].as_str().unwrap();
+    let (url, cookie) = start_connect(app, &token).await;
     let code = format!("code-{sub}");
-    fake.expect_code(&code, account, &query_param(url, "code_challenge"));
-    let location =
-        google_redirects_back(app, &format!("code={code}&state={}", query_param(url, "state")))
-            .await;
-    assert_eq!(location, "/agent?calendar=connected");
+    fake.expect_code(&code, account, &query_param(&url, "code_challenge"));
+    let query = format!("code={code}&state={}", query_param(&url, "state"));
+    assert_eq!(google_redirects_back(app, &query, &cookie).await, "/agent?calendar=connected");
 }
 
 /// Sends a `function_call` and returns its answer (`function_result` or `function_error`).
@@ -86,8 +101,7 @@ async fn the_connect_flow_end_to_end() {
     let (_, before) = app.get("/api/v1/calendar", Some(&token)).await;
     assert_eq!(before, json!({"connected": false, "calendar_id": null, "time_zone": null}));
 
-    let (_, body) = app.post_raw("/api/v1/calendar/connect", "", Some(&token)).await;
-    let url = body["authorization_url"].as_str().unwrap().to_owned();
+    let (url, cookie) = start_connect(&app, &token).await;
     assert!(url.starts_with(&format!("{}/auth?", fake.base)));
     assert_eq!(query_param(&url, "client_id"), crate::fake_google::CLIENT_ID);
     assert_eq!(
@@ -104,13 +118,15 @@ async fn the_connect_flow_end_to_end() {
 
     // A wrong verifier (another challenge) is refused by Google: nothing is stored.
     fake.expect_code("code-1", "ann", "not-the-challenge");
-    let location = google_redirects_back(&app, &format!("code=code-1&state={state}")).await;
+    let location =
+        google_redirects_back(&app, &format!("code=code-1&state={state}"), &cookie).await;
     assert_eq!(location, "/agent?calendar=error&reason=exchange_refused");
     // That state is used up.
     fake.expect_code("code-2", "ann", &query_param(&url, "code_challenge"));
-    let location = google_redirects_back(&app, &format!("code=code-2&state={state}")).await;
+    let location =
+        google_redirects_back(&app, &format!("code=code-2&state={state}"), &cookie).await;
     assert_eq!(location, "/agent?calendar=error&reason=invalid_state");
-    let location = google_redirects_back(&app, "code=code-2&state=made-up").await;
+    let location = google_redirects_back(&app, "code=code-2&state=made-up", &cookie).await;
     assert_eq!(location, "/agent?calendar=error&reason=invalid_state");
     assert_eq!(app.get("/api/v1/calendar", Some(&token)).await.1["connected"], false);
 
@@ -137,6 +153,27 @@ async fn the_connect_flow_end_to_end() {
         ),
         "calendar_not_connected"
     );
+}
+
+#[actix_web::test]
+async fn a_consent_approved_in_another_browser_links_nothing() {
+    let (app, fake) = calendar_app(&[]).await;
+    let mallory = app.token("mallory", Role::Agent, "acme");
+    let (_, vics_cookie) = start_connect(&app, &app.token("vic", Role::Agent, "acme")).await;
+    // The attacker starts a connect for their own account and lures Vic to the consent URL;
+    // Vic's browser never got Mallory's cookie: without it, with a forged one or with Vic's
+    // own, nothing is stored, and the state is used up.
+    for cookie in ["", "sb_oauth=forged", vics_cookie.as_str()] {
+        let (url, mallorys_cookie) = start_connect(&app, &mallory).await;
+        assert!(mallorys_cookie.starts_with("sb_oauth="));
+        fake.expect_code("code-vic", "vic", &query_param(&url, "code_challenge"));
+        let query = format!("code=code-vic&state={}", query_param(&url, "state"));
+        let location = google_redirects_back(&app, &query, cookie).await;
+        assert_eq!(location, "/agent?calendar=error&reason=state_mismatch", "{cookie:?}");
+        let location = google_redirects_back(&app, &query, &mallorys_cookie).await;
+        assert_eq!(location, "/agent?calendar=error&reason=invalid_state");
+    }
+    assert_eq!(app.get("/api/v1/calendar", Some(&mallory)).await.1["connected"], false);
 }
 
 #[actix_web::test]

@@ -4,7 +4,10 @@
 use actix::prelude::*;
 use chrono::Utc;
 
+use std::sync::Arc;
+
 use super::Asked;
+use crate::auth::{Identity, TokenRejected};
 use crate::error::ErrorCode;
 use crate::hubs::rooms::RoomsByConnection;
 use crate::protocol::{CloseCode, ConnectionSummary, ServerMessage};
@@ -19,8 +22,21 @@ impl WsSession {
 
     /// A later `auth` frame: a fresh token for the same user and company extends the
     /// connection; another user's token is refused; an invalid token closes it (4001).
-    pub(super) fn refresh_token(&mut self, ctx: &mut Ctx, asked: Asked, token: &str) {
-        let fresh = match self.config.tokens.verify(token) {
+    pub(super) fn refresh_token(&mut self, ctx: &mut Ctx, asked: Asked, token: String) {
+        let tokens = Arc::clone(&self.config.tokens);
+        async move { tokens.verify_fresh(&token).await }
+            .into_actor(self)
+            .map(move |verified, act, ctx| act.refreshed(ctx, asked, verified))
+            .wait(ctx);
+    }
+
+    fn refreshed(
+        &mut self,
+        ctx: &mut Ctx,
+        asked: Asked,
+        verified: Result<Identity, TokenRejected>,
+    ) {
+        let fresh = match verified {
             Ok(fresh) => fresh,
             Err(e) => {
                 log::debug!("ws refresh: {e}");

@@ -59,7 +59,7 @@ impl WsSession {
         let asked = Asked { identity, reference: request.reference };
         match request.message {
             ClientMessage::Ping => Self::pong(ctx, &asked),
-            ClientMessage::Auth { token } => self.refresh_token(ctx, asked, &token),
+            ClientMessage::Auth { token } => self.refresh_token(ctx, asked, token),
             ClientMessage::GetConnectionInfo => self.send_connection_info(ctx, asked),
             ClientMessage::JoinRoom { room } => self.join_room(ctx, asked, &room),
             ClientMessage::LeaveRoom { room } => self.leave_room(ctx, asked, &room),
