@@ -79,8 +79,9 @@ struct Jwks {
     http: HttpClient,
     /// By key id.
     keys: RwLock<HashMap<String, (DecodingKey, Algorithm)>>,
-    /// When the JWKS was last fetched; held across a fetch, so concurrent callers wait for it.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// When an unknown key id last made us fetch the JWKS; held across a fetch, so concurrent
+    /// callers wait for it instead of fetching too.
+    last_refetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl ExternalIssuer {
@@ -122,28 +123,30 @@ impl ExternalIssuer {
             url,
             http,
             keys: RwLock::new(HashMap::new()),
-            last_fetch: tokio::sync::Mutex::new(None),
+            last_refetch: tokio::sync::Mutex::new(None),
         };
         let keys = Keys::Jwks(jwks);
         Self { keys, issuer, audience, role_claim: claims.0, company_claim: claims.1 }
     }
 
-    /// Fetches the JWKS again, unless it was fetched less than [`REFETCH_EVERY`] ago. A failed
-    /// fetch keeps the keys we have.
+    /// Fetches the JWKS (at start). A failed fetch keeps the keys we have.
+    pub async fn fetch_keys(&self) {
+        if let Keys::Jwks(jwks) = &self.keys {
+            jwks.load().await;
+        }
+    }
+
+    /// Fetches the JWKS again for a token with an unknown key id, unless an unknown key id made
+    /// us fetch it less than [`REFETCH_EVERY`] ago (a stream of made-up key ids costs the
+    /// provider one request per period). A failed fetch keeps the keys we have.
     pub async fn refetch_keys(&self) {
         let Keys::Jwks(jwks) = &self.keys else { return };
-        let mut last = jwks.last_fetch.lock().await;
+        let mut last = jwks.last_refetch.lock().await;
         if last.is_some_and(|at| at.elapsed() < REFETCH_EVERY) {
             return;
         }
         *last = Some(Instant::now());
-        match jwks.fetch().await {
-            Ok(keys) => {
-                log::info!("fetched {} signing keys from the JWKS", keys.len());
-                *jwks.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
-            }
-            Err(e) => log::warn!("cannot fetch the JWKS ({e}); keeping the keys we have"),
-        }
+        jwks.load().await;
     }
 
     /// Verifies a token of this provider with the keys at hand.
@@ -203,6 +206,17 @@ impl ExternalIssuer {
 }
 
 impl Jwks {
+    /// Replaces the keys with a fresh fetch; keeps them when the fetch fails.
+    async fn load(&self) {
+        match self.fetch().await {
+            Ok(keys) => {
+                log::info!("fetched {} signing keys from the JWKS", keys.len());
+                *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
+            }
+            Err(e) => log::warn!("cannot fetch the JWKS ({e}); keeping the keys we have"),
+        }
+    }
+
     async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, String> {
         let request = hyper::Request::get(&self.url)
             .header(hyper::header::ACCEPT, "application/json")

@@ -47,7 +47,7 @@ impl TokenService {
     /// on unknown key ids).
     pub async fn fetch_external_keys(&self) {
         if let Some(external) = &self.external {
-            external.refetch_keys().await;
+            external.fetch_keys().await;
         }
     }
 

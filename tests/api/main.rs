@@ -11,6 +11,7 @@ mod fake_google;
 mod hardening;
 mod health;
 mod helpers;
+mod identity;
 mod isolation;
 mod lifecycle;
 mod presence;
