@@ -33,6 +33,8 @@ pub enum ErrorCode {
     CallAlreadyTaken,
     NotInCall,
     QueueFull,
+    PayloadTooLarge,
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -47,6 +49,8 @@ impl ErrorCode {
             NotFound | UnknownCompany | NotInCall => StatusCode::NOT_FOUND,
             InvalidMessage | InvalidJson | UnknownType => StatusCode::BAD_REQUEST,
             RateLimited | QueueFull => StatusCode::TOO_MANY_REQUESTS,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             CallAlreadyTaken => StatusCode::CONFLICT,
             StorageUnavailable | ProviderNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,6 +79,8 @@ impl ErrorCode {
             CallAlreadyTaken => "call_already_taken",
             NotInCall => "not_in_call",
             QueueFull => "queue_full",
+            PayloadTooLarge => "payload_too_large",
+            RequestTimeout => "request_timeout",
         }
     }
 }

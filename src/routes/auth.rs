@@ -123,8 +123,9 @@ struct GuestRequest {
 async fn guest(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
+    let body = super::body::read(&req, payload, super::MAX_JSON_BODY).await?;
     // The body is optional: an empty POST asks for a guest of the default company.
     let request: GuestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         GuestRequest::default()

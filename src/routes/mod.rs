@@ -2,6 +2,7 @@
 //! hub or the database; errors go through [`AppError`] so every answer has the contract's shape.
 
 mod auth;
+mod body;
 mod calendar;
 mod calls;
 mod health;
@@ -10,18 +11,25 @@ mod publish;
 mod status;
 mod webhooks;
 
+use actix_web::error::JsonPayloadError;
 use actix_web::{HttpResponse, web};
 
 use crate::error::{AppError, ErrorCode, error_body};
 
 /// Largest JSON body a REST endpoint accepts.
-const MAX_JSON_BODY: usize = 64 * 1024;
+pub(crate) const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// Registers every REST route, the JSON error handlers, and the JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BODY).error_handler(|err, _| {
-        AppError::invalid_message(format!("invalid JSON body: {err}")).into()
-    }))
+    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BODY).error_handler(
+        |err, _| match err {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                let text = format!("the body may be at most {MAX_JSON_BODY} bytes");
+                AppError::new(ErrorCode::PayloadTooLarge, text).into()
+            }
+            err => AppError::invalid_message(format!("invalid JSON body: {err}")).into(),
+        },
+    ))
     .app_data(
         web::PathConfig::default()
             .error_handler(|err, _| AppError::invalid_message(err.to_string()).into()),

@@ -20,15 +20,14 @@ use crate::ids::{CompanyId, UserId};
 use crate::state::AppState;
 use crate::telephony::{twilio, vapi};
 
-/// Vapi's end-of-call reports carry transcripts; accept them whole rather than lose them.
-const VAPI_BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// Largest Twilio status callback (a form of a few dozen fields).
+const TWILIO_BODY_LIMIT: usize = 64 * 1024;
+/// Vapi's end-of-call reports carry transcripts.
+const VAPI_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/webhooks/twilio", web::post().to(twilio_status)).service(
-        web::resource("/api/v1/webhooks/vapi")
-            .app_data(web::PayloadConfig::new(VAPI_BODY_LIMIT))
-            .route(web::post().to(vapi_message)),
-    );
+    cfg.route("/api/v1/webhooks/twilio", web::post().to(twilio_status))
+        .route("/api/v1/webhooks/vapi", web::post().to(vapi_message));
 }
 
 fn not_configured(provider: &str) -> AppError {
@@ -53,9 +52,10 @@ fn parse_company(value: &str) -> Result<CompanyId, AppError> {
 }
 
 /// `POST /api/v1/webhooks/twilio`: a voice status callback, form-encoded.
+/// The signature covers the body, so it is read (capped, with a deadline) before it is checked.
 async fn twilio_status(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let token = state
@@ -64,6 +64,7 @@ async fn twilio_status(
         .twilio_auth_token
         .as_ref()
         .ok_or_else(|| not_configured("Twilio"))?;
+    let body = super::body::read(&req, payload, TWILIO_BODY_LIMIT).await?;
     let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     // The URL Twilio signed: our public URL, the path and the raw query exactly as sent.
     let uri = req.uri();
@@ -107,9 +108,10 @@ fn company_choice(state: &AppState, named: Option<&str>) -> Result<CompanyChoice
 }
 
 /// `POST /api/v1/webhooks/vapi`: a Vapi server message.
+/// Vapi authenticates with a header, so a stranger is refused before a byte of body is read.
 async fn vapi_message(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let secret =
@@ -117,6 +119,7 @@ async fn vapi_message(
     if !vapi::secret_matches(&req, secret.expose()) {
         return Err(invalid_signature().with_status(StatusCode::UNAUTHORIZED));
     }
+    let body = super::body::read(&req, payload, VAPI_BODY_LIMIT).await?;
     let message: Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::invalid_message(format!("invalid JSON body: {e}")))?;
     match vapi::parse(&message).map_err(AppError::invalid_message)? {

@@ -224,3 +224,68 @@ async fn a_big_room_lists_100_members_pages_the_rest_and_batches_member_events()
     assert_eq!(left["left"].as_array().unwrap().len(), 10);
     assert_eq!(left["member_count"], 140);
 }
+
+/// Sends a POST head declaring `length` body bytes and then only `body`; the status line's
+/// code and the JSON answer, and how long the answer took.
+async fn partial_post(
+    port: u16,
+    path: &str,
+    headers: &str,
+    length: usize,
+    body: &[u8],
+) -> (u16, serde_json::Value, Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n{headers}\r\n"
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(body).await;
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = async {
+        while !answer.ends_with(b"}") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), read).await.expect("an answer within 15 s");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let json = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json = json.find('{').map_or("", |i| &json[i..]);
+    (status, serde_json::from_str(json).unwrap_or_default(), started.elapsed())
+}
+
+#[actix_web::test]
+async fn webhooks_hold_no_memory_for_strangers() {
+    let app =
+        spawn_app_with(&["--twilio-auth-token", "twilio-token", "--vapi-secret", "vapi-secret"])
+            .await;
+    let json = "Content-Type: application/json\r\n";
+    // A wrong Vapi secret is refused before the body: nothing of the announced megabyte is sent.
+    let wrong = format!("{json}X-Vapi-Secret: wrong\r\n");
+    let (status, body, took) =
+        partial_post(app.port, "/api/v1/webhooks/vapi", &wrong, 900_000, b"").await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_signature")), "{body}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Bodies over the cap: 413 with the JSON error body, from the announced length alone.
+    let right = format!("{json}X-Vapi-Secret: vapi-secret\r\n");
+    let (status, body, _) =
+        partial_post(app.port, "/api/v1/webhooks/vapi", &right, 2 << 20, b"").await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")), "{body}");
+    let form = "Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: x\r\n";
+    let (status, body, _) =
+        partial_post(app.port, "/api/v1/webhooks/twilio", form, 65 * 1024, b"").await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")), "{body}");
+    let (status, body, _) = partial_post(app.port, "/api/v1/auth/guest", json, 300_000, b"").await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")), "{body}");
+    // A body that stalls: 408 after 10 s, not a connection held forever.
+    let (status, body, took) =
+        partial_post(app.port, "/api/v1/webhooks/vapi", &right, 1000, b"{\"message\":").await;
+    assert_eq!((status, body["error"].as_str()), (408, Some("request_timeout")), "{body}");
+    assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(13), "{took:?}");
+}
