@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 pub use crate::error::FunctionErrorCode;
 
@@ -27,6 +28,25 @@ pub struct NewAppointment {
     pub attendee_email: Option<String>,
     pub description: Option<String>,
     pub timezone: Option<String>,
+    /// The Google event id to create it under, derived from who asked and the tool call (see
+    /// [`event_id_for`]): a retried call finds the event it already made instead of a second.
+    pub event_id: Option<String>,
+}
+
+/// The Google event id of `create_calendar_event` for one tool call of one user: lowercase
+/// base32hex (Google's alphabet for ids) of a hash of company, user and tool-call id.
+pub fn event_id_for(company: &str, user: &str, tool_call_id: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let digest = Sha256::digest(format!("{company}\n{user}\n{tool_call_id}").as_bytes());
+    // 160 bits in groups of 40, five bits a character: 32 characters.
+    let mut id = String::with_capacity(32);
+    for chunk in digest[..20].chunks(5) {
+        let group = chunk.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        for shift in (0..8).rev() {
+            id.push(char::from(ALPHABET[((group >> (shift * 5)) & 31) as usize]));
+        }
+    }
+    id
 }
 
 /// A function that could not run, with a single-line message for a person or a model.
@@ -118,6 +138,7 @@ pub fn parse(name: &str, arguments: &Value) -> Result<Function, FunctionError> {
                 attendee_email,
                 description: args.optional_text("description")?,
                 timezone: args.optional_text("timezone")?,
+                event_id: None,
             })
         }
         "reschedule_appointment" => {

@@ -162,7 +162,9 @@ async fn create(
         ..Default::default()
     };
     let invite = new.attendee_email.is_some();
+    let event_id = new.event_id.clone();
     let event = Event {
+        id: new.event_id,
         summary: Some(new.summary),
         description: new.description,
         start: Some(at(new.start)),
@@ -177,9 +179,17 @@ async fn create(
         ..Default::default()
     };
     let updates = if invite { "all" } else { "none" };
-    let (_, created) =
-        retry(auth, || hub.events().insert(event.clone(), CALENDAR).send_updates(updates).doit())
-            .await?;
+    let insert = || hub.events().insert(event.clone(), CALENDAR).send_updates(updates).doit();
+    let created = match attempt(auth, insert).await {
+        Ok((_, created)) => created,
+        // Made already: by this call's earlier attempt whose answer was lost, or by a retried
+        // tool call. The same event is the answer (if it is this user's).
+        Err(Outcome::Duplicate) => {
+            let event_id = event_id.ok_or_else(FunctionError::unavailable)?;
+            owned_event(hub, auth, owner, &event_id).await?
+        }
+        Err(Outcome::Failed(e)) => return Err(e),
+    };
     Ok(json!({
         "event_id": created.id,
         "html_link": created.html_link,
@@ -218,6 +228,8 @@ fn when(time: &Option<EventDateTime>) -> Option<String> {
 enum Failure {
     Unauthorized,
     NotFound,
+    /// 409: an event with the id we chose exists.
+    Duplicate,
     Retry(String),
     Revoked,
     Rejected(String),
@@ -254,6 +266,7 @@ fn by_status(status: u16, reason: &str, message: &str) -> Failure {
     match status {
         401 => Failure::Unauthorized,
         404 | 410 => Failure::NotFound,
+        409 => Failure::Duplicate,
         429 | 500..=599 => Failure::Retry(format!("Google answered {status}")),
         403 if reason.contains("RateLimitExceeded") || reason == "rateLimitExceeded" => {
             Failure::Retry(reason.into())
@@ -262,12 +275,32 @@ fn by_status(status: u16, reason: &str, message: &str) -> Failure {
     }
 }
 
+/// How a Google call ended, when not well.
+enum Outcome {
+    /// 409 on an insert with our own id.
+    Duplicate,
+    Failed(FunctionError),
+}
+
 /// Runs a Google call with the failure policy of this module.
-async fn retry<T, F, Fut>(auth: &RefreshTokenAuth, mut call: F) -> Result<T, FunctionError>
+async fn retry<T, F, Fut>(auth: &RefreshTokenAuth, call: F) -> Result<T, FunctionError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, google_calendar3::Error>>,
 {
+    attempt(auth, call).await.map_err(|outcome| match outcome {
+        Outcome::Failed(e) => e,
+        Outcome::Duplicate => FunctionError::invalid("Google says this already exists"),
+    })
+}
+
+/// [`retry`], telling a duplicate apart.
+async fn attempt<T, F, Fut>(auth: &RefreshTokenAuth, mut call: F) -> Result<T, Outcome>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, google_calendar3::Error>>,
+{
+    let failed = |e: FunctionError| Err(Outcome::Failed(e));
     let mut refreshed = false;
     let mut attempt = 0;
     loop {
@@ -280,14 +313,17 @@ where
                 refreshed = true;
                 auth.invalidate().await;
             }
-            Failure::Unauthorized | Failure::Revoked => return Err(FunctionError::not_connected()),
-            Failure::NotFound => return Err(FunctionError::not_found()),
-            Failure::Rejected(message) => return Err(FunctionError::invalid(message)),
+            Failure::Unauthorized | Failure::Revoked => {
+                return failed(FunctionError::not_connected());
+            }
+            Failure::NotFound => return failed(FunctionError::not_found()),
+            Failure::Duplicate => return Err(Outcome::Duplicate),
+            Failure::Rejected(message) => return failed(FunctionError::invalid(message)),
             Failure::Retry(why) => {
                 attempt += 1;
                 if attempt >= ATTEMPTS {
                     log::warn!("Google Calendar unavailable after {attempt} attempts: {why}");
-                    return Err(FunctionError::unavailable());
+                    return failed(FunctionError::unavailable());
                 }
                 tokio::time::sleep(BACKOFF * 2u32.pow(attempt - 1)).await;
             }

@@ -18,8 +18,10 @@ use crate::outbound;
 
 pub use crate::outbound::{Connector, HttpClient};
 
-/// The scope the hub asks for: read and write the user's calendars.
-pub const SCOPE: &str = "https://www.googleapis.com/auth/calendar";
+/// The scopes the hub asks for, the narrowest that serve the five functions: events read and
+/// written (`calendar.events`), free/busy and the primary calendar's id and zone read
+/// (`calendar.readonly`) — never the right to manage calendars or their sharing.
+pub const SCOPE: &str = "https://www.googleapis.com/auth/calendar.events https://www.googleapis.com/auth/calendar.readonly";
 /// How long one HTTP exchange with Google may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read from Google's OAuth endpoints.
@@ -154,6 +156,29 @@ pub async fn refresh(
         .append_pair("refresh_token", refresh_token)
         .finish();
     token_request(client, &config.token_url, body).await
+}
+
+/// Revokes a grant at Google (best effort: the outcome is only logged). Google's revocation
+/// endpoint sits beside its token endpoint (`…/token` → `…/revoke`).
+pub async fn revoke(client: &HttpClient, config: &GoogleConfig, refresh_token: &str) {
+    let url = match config.token_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/revoke"),
+        None => return,
+    };
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", refresh_token)
+        .finish();
+    let request = hyper::Request::post(url)
+        .header(hyper::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(outbound::body(body));
+    let outcome = match request {
+        Ok(request) => send(client, request).await.map(|(status, _)| status.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(status) => log::info!("calendar grant revoked at Google ({status})"),
+        Err(e) => log::warn!("revoking a calendar grant at Google failed: {e}"),
+    }
 }
 
 async fn token_request(

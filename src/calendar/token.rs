@@ -16,6 +16,9 @@ use super::oauth::{self, GoogleConfig, HttpClient, TokenError};
 const EARLY: Duration = Duration::from_secs(60);
 /// Assumed lifetime when Google does not say.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3000);
+/// Longest lifetime believed: an absurd `expires_in` (say `u64::MAX`) would otherwise overflow
+/// the clock, and access tokens never live a day anyway.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -46,7 +49,8 @@ impl RefreshTokenAuth {
             return Ok(token.clone());
         }
         let fresh = oauth::refresh(&self.client, &self.config, &self.refresh_token).await?;
-        let lifetime = fresh.expires_in.map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let lifetime =
+            fresh.expires_in.map_or(DEFAULT_LIFETIME, Duration::from_secs).min(MAX_LIFETIME);
         *cache = Some((fresh.access_token.clone(), Instant::now() + lifetime));
         Ok(fresh.access_token)
     }

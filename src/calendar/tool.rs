@@ -22,7 +22,7 @@ use actix::prelude::*;
 use serde_json::Value;
 
 use super::crypto::TokenCipher;
-use super::functions::{self, FunctionError};
+use super::functions::{self, Function, FunctionError};
 use super::google::{self, Hub, Owner};
 use super::oauth::Google;
 use super::token::RefreshTokenAuth;
@@ -107,6 +107,9 @@ pub struct RunFunction {
     pub user_id: UserId,
     pub name: String,
     pub arguments: Value,
+    /// The caller's id for this tool call (`function_call.call_id`, Vapi's `toolCallId`): a
+    /// retry with the same one never books twice.
+    pub tool_call_id: String,
 }
 
 impl Handler<RunFunction> for CalendarTool {
@@ -114,10 +117,14 @@ impl Handler<RunFunction> for CalendarTool {
 
     fn handle(&mut self, msg: RunFunction, _: &mut Context<Self>) -> Self::Result {
         // Bad arguments are answered without a word to Google.
-        let function = match functions::parse(&msg.name, &msg.arguments) {
+        let mut function = match functions::parse(&msg.name, &msg.arguments) {
             Ok(function) => function,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
+        if let Function::CreateEvent(appointment) = &mut function {
+            let (company, user) = (msg.company.as_str(), msg.user_id.as_str());
+            appointment.event_id = Some(functions::event_id_for(company, user, &msg.tool_call_id));
+        }
         let Some(google) = self.google.clone() else {
             return Box::pin(fut::ready(Err(FunctionError::not_connected())));
         };

@@ -190,7 +190,20 @@ async fn status(caller: Caller, state: web::Data<AppState>) -> Result<HttpRespon
 async fn disconnect(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let identity = caller.require(CALENDAR_USERS)?;
     let (company, user) = (identity.company.to_string(), identity.user.id.to_string());
-    db::run(&state.pool, move |conn| db::calendar::delete(conn, &company, &user)).await?;
+    let removed = db::run(&state.pool, move |conn| {
+        let found = db::calendar::find(conn, &company, &user)?;
+        db::calendar::delete(conn, &company, &user)?;
+        Ok(found)
+    })
+    .await?;
+    // The grant is also revoked at Google (best effort, after answering).
+    let label = owner_label(&identity.company, &identity.user.id);
+    let revocable = removed.and_then(|c| state.cipher.decrypt(&c.refresh_token, &label).ok());
+    if let (Some(token), Some(google)) = (revocable, state.google.clone()) {
+        actix_web::rt::spawn(
+            async move { oauth::revoke(&google.http, &google.config, &token).await },
+        );
+    }
     let forget =
         ForgetUser { company: identity.company.clone(), user_id: identity.user.id.clone() };
     state

@@ -183,6 +183,7 @@ async fn run_tool_calls(state: &AppState, message: &Value) -> Value {
                     user_id: user_id.clone(),
                     name: call.name.clone(),
                     arguments: call.arguments.clone(),
+                    tool_call_id: call.id.clone(),
                 };
                 state
                     .hubs

@@ -112,7 +112,12 @@ async fn the_connect_flow_end_to_end() {
     assert_eq!(query_param(&url, "prompt"), "consent");
     assert_eq!(query_param(&url, "response_type"), "code");
     assert_eq!(query_param(&url, "code_challenge_method"), "S256");
-    assert!(query_param(&url, "scope").contains("auth/calendar"));
+    // The narrowest scopes the five functions need: events, and reading; never full control.
+    let scopes = query_param(&url, "scope");
+    let scopes: Vec<&str> = scopes.split(' ').collect();
+    assert!(scopes.contains(&"https://www.googleapis.com/auth/calendar.events"), "{scopes:?}");
+    assert!(scopes.contains(&"https://www.googleapis.com/auth/calendar.readonly"), "{scopes:?}");
+    assert!(!scopes.contains(&"https://www.googleapis.com/auth/calendar"), "{scopes:?}");
     let state = query_param(&url, "state");
     assert!(state.len() >= 32);
 
@@ -475,4 +480,78 @@ async fn vapi_tool_calls_act_for_the_calls_owner() {
     assert_eq!(status, 200);
     assert_eq!(answer["results"][0]["toolCallId"], "t9");
     assert!(answer["results"][0]["error"].as_str().unwrap().contains("owner"));
+}
+
+/// A `function_call` with the caller's own tool-call id; its answer.
+async fn call_as(ws: &mut WsClient, id: &str, name: &str, arguments: Value) -> Value {
+    ws.send_json(
+        json!({"type": "function_call", "call_id": id, "name": name, "arguments": arguments}),
+    )
+    .await;
+    loop {
+        let frame = ws.next_json().await;
+        if frame["call_id"] == id && frame["type"] != "tool_call_executed" {
+            return frame;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_retried_booking_never_books_twice() {
+    let (app, fake) = calendar_app(&[]).await;
+    connect_calendar(&app, &fake, "ann", "ann").await;
+    let mut ws = app.agent("ann", "acme").await;
+    let booking =
+        json!({"summary": "Consultation", "datetime_start": MORNING.0, "datetime_end": MORNING.1});
+    let events = |fake: &FakeGoogle| fake.lock().events.get("ann").map_or(0, |e| e.len());
+
+    // A client that retries the same tool call (a reconnect, Vapi's own retry) gets the same
+    // event back.
+    let first = call_as(&mut ws, "call_1", "create_calendar_event", booking.clone()).await;
+    let again = call_as(&mut ws, "call_1", "create_calendar_event", booking.clone()).await;
+    assert_eq!(output(&first)["event_id"], output(&again)["event_id"]);
+    assert_eq!(events(&fake), 1);
+    // Another tool call is another booking.
+    call_as(&mut ws, "call_2", "create_calendar_event", booking.clone()).await;
+    assert_eq!(events(&fake), 2);
+    // Google stored it but the answer was lost: our own retry finds it instead of a second.
+    fake.lock().lose_next_insert_answer = true;
+    let lost = call_as(&mut ws, "call_3", "create_calendar_event", booking.clone()).await;
+    assert!(output(&lost)["event_id"].is_string(), "{lost}");
+    assert_eq!(events(&fake), 3);
+    // The same tool-call id from another user is that user's own booking.
+    connect_calendar(&app, &fake, "bob", "bob").await;
+    let mut bob = app.agent("bob", "acme").await;
+    let bobs = call_as(&mut bob, "call_1", "create_calendar_event", booking).await;
+    assert_ne!(output(&bobs)["event_id"], output(&first)["event_id"]);
+}
+
+#[actix_web::test]
+async fn disconnecting_revokes_the_grant_and_absurd_token_lifetimes_are_survived() {
+    let (app, fake) = calendar_app(&[]).await;
+    // Google says the access token lives for ever: believed for a day at most, no panic.
+    fake.lock().token_lifetime = u64::MAX;
+    connect_calendar(&app, &fake, "ann", "ann").await;
+    let mut ws = app.agent("ann", "acme").await;
+    let free = call(
+        &mut ws,
+        "check_calendar_availability",
+        json!({"datetime_start": MORNING.0, "datetime_end": MORNING.1}),
+    )
+    .await;
+    assert_eq!(output(&free)["available"], true);
+
+    let token = app.token("ann", Role::Agent, "acme");
+    let res =
+        app.http.delete(app.url("/api/v1/calendar")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut revoked = false;
+    for _ in 0..50 {
+        revoked = !fake.lock().revoked.is_empty();
+        if revoked {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(revoked, "the grant is revoked at Google");
 }

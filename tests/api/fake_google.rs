@@ -27,7 +27,7 @@ pub struct FakeState {
     /// access token → account.
     access_tokens: HashMap<String, String>,
     /// account → event id → event.
-    events: HashMap<String, HashMap<String, Value>>,
+    pub events: HashMap<String, HashMap<String, Value>>,
     /// account → busy periods (start, end) as RFC 3339.
     busy: HashMap<String, Vec<(String, String)>>,
     /// Statuses the next Calendar API requests answer with, before normal service.
@@ -38,6 +38,10 @@ pub struct FakeState {
     pub api_requests: usize,
     /// Request bodies of the Calendar API, in order.
     pub bodies: Vec<Value>,
+    /// The next events.insert stores the event, then answers 503 (an answer lost on the way).
+    pub lose_next_insert_answer: bool,
+    /// Refresh tokens revoked through the revocation endpoint.
+    pub revoked: Vec<String>,
     next_id: usize,
 }
 
@@ -56,6 +60,7 @@ impl FakeGoogle {
             App::new()
                 .app_data(data.clone())
                 .route("/token", web::post().to(token))
+                .route("/revoke", web::post().to(revoke))
                 .route("/calendar/v3/calendars/primary", web::get().to(primary))
                 .route("/calendar/v3/freeBusy", web::post().to(free_busy))
                 .route("/calendar/v3/calendars/primary/events", web::post().to(insert))
@@ -221,20 +226,50 @@ async fn free_busy(req: HttpRequest, state: State, body: web::Json<Value>) -> Ht
     HttpResponse::Ok().json(json!({"kind": "calendar#freeBusy", "timeMin": from, "timeMax": to, "calendars": {"primary": {"busy": busy}}}))
 }
 
+/// events.insert: the client's own `id` when it gives one (base32hex, 5-1024 characters; an id
+/// in use is 409 `duplicate`, as Google answers), else one of ours.
 async fn insert(req: HttpRequest, state: State, body: web::Json<Value>) -> HttpResponse {
     let mut state = state.lock().unwrap();
     let account = match authorize(&req, &mut state, Some(&body)) {
         Ok(account) => account,
         Err(e) => return e,
     };
-    state.next_id += 1;
-    let id = format!("evt{:06}", state.next_id);
+    let id = match body.get("id").and_then(Value::as_str) {
+        Some(id) => {
+            let base32hex = |c: char| c.is_ascii_digit() || ('a'..='v').contains(&c);
+            if !(5..=1024).contains(&id.len()) || !id.chars().all(base32hex) {
+                return google_error(400, "invalidResourceId");
+            }
+            if state.events.get(&account).is_some_and(|e| e.contains_key(id)) {
+                return google_error(409, "duplicate");
+            }
+            id.to_owned()
+        }
+        None => {
+            state.next_id += 1;
+            format!("evt{:06}", state.next_id)
+        }
+    };
     let mut event = body.into_inner();
     event["id"] = json!(id);
     event["status"] = json!("confirmed");
     event["htmlLink"] = json!(format!("https://calendar.example/event?eid={id}"));
     state.events.entry(account).or_default().insert(id, event.clone());
+    if std::mem::take(&mut state.lose_next_insert_answer) {
+        return google_error(503, "backendError");
+    }
     HttpResponse::Ok().json(event)
+}
+
+/// The OAuth revocation endpoint: the refresh token stops working.
+async fn revoke(state: State, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    let mut state = state.lock().unwrap();
+    let token = form.get("token").cloned().unwrap_or_default();
+    if state.refresh_tokens.remove(&token).is_none() {
+        return HttpResponse::BadRequest().json(json!({"error": "invalid_token"}));
+    }
+    state.revoked.push(token);
+    HttpResponse::Ok().finish()
 }
 
 fn with_event(

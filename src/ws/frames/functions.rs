@@ -31,6 +31,7 @@ impl WsSession {
             user_id: asked.identity.user.id.clone(),
             name: name.clone(),
             arguments: arguments.clone(),
+            tool_call_id: call_id.clone(),
         };
         self.config
             .hubs
