@@ -60,10 +60,22 @@ pub struct UserRef {
 /// Longest display name kept from a token or a guest request.
 pub const MAX_NAME_CHARS: usize = 80;
 
-/// Client text shown on other people's screens: trimmed, without control characters, cut to
-/// `max_chars`.
+/// Client text shown on other people's screens: trimmed, without control characters or
+/// bidirectional formatting characters (which could make a name read backwards or hide part of
+/// it), cut to `max_chars`.
 pub fn clean_text(raw: &str, max_chars: usize) -> String {
-    raw.trim().chars().filter(|c| !c.is_control()).take(max_chars).collect()
+    raw.chars()
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(max_chars)
+        .collect()
+}
+
+/// Unicode's bidirectional formatting characters: embeddings, overrides, isolates and marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// Trims a display name and cuts it to [`MAX_NAME_CHARS`], dropping control characters.
@@ -86,5 +98,7 @@ mod tests {
     fn display_text_is_cleaned() {
         assert_eq!(clean_display_name(" Ann\u{7} "), "Ann");
         assert_eq!(clean_text("abcdef", 3), "abc");
+        assert_eq!(clean_display_name("\u{202E}nhoJ\u{202C} admin"), "nhoJ admin");
+        assert_eq!(clean_display_name("a\u{2066}b\u{2069}\u{200F}"), "ab");
     }
 }

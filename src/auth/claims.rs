@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CompanyId, UserId};
@@ -72,6 +73,15 @@ impl Identity {
     pub fn role(&self) -> Role {
         self.user.role
     }
+}
+
+/// `exp` required and `nbf` checked, both without leeway.
+pub(super) fn strict_validation(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = 0;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp"]);
+    validation
 }
 
 #[cfg(test)]

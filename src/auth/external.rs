@@ -17,8 +17,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgo
 use jsonwebtoken::{Algorithm, DecodingKey, Header, decode};
 use serde_json::Value;
 
-use super::claims::{Claims, Identity, Issuer};
-use super::jwt::strict_validation;
+use super::claims::{Claims, Identity, Issuer, strict_validation};
 use crate::config::ConfigError;
 use crate::outbound::{self, HttpClient};
 use crate::user::Role;
@@ -71,7 +70,7 @@ pub struct ExternalIssuer {
 
 enum Keys {
     Pem { key: DecodingKey, algorithm: Algorithm },
-    Jwks(Jwks),
+    Jwks(Box<Jwks>),
 }
 
 struct Jwks {
@@ -125,7 +124,7 @@ impl ExternalIssuer {
             keys: RwLock::new(HashMap::new()),
             last_refetch: tokio::sync::Mutex::new(None),
         };
-        let keys = Keys::Jwks(jwks);
+        let keys = Keys::Jwks(Box::new(jwks));
         Self { keys, issuer, audience, role_claim: claims.0, company_claim: claims.1 }
     }
 

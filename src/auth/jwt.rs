@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, decode, encode};
 
-use super::claims::{Claims, Identity, Issuer};
+use super::claims::{Claims, Identity, Issuer, strict_validation};
 use super::disabled::DisabledUsers;
 use super::external::{ExternalIssuer, Rejection};
 use crate::user::Role;
@@ -149,15 +149,6 @@ impl TokenService {
         }
         Ok(identity)
     }
-}
-
-/// `exp` required and `nbf` checked, both without leeway.
-pub(super) fn strict_validation(alg: Algorithm) -> Validation {
-    let mut validation = Validation::new(alg);
-    validation.leeway = 0;
-    validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp"]);
-    validation
 }
 
 #[cfg(test)]

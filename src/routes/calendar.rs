@@ -110,16 +110,13 @@ async fn callback(
     HttpResponse::Found().insert_header((header::LOCATION, location)).finish()
 }
 
-/// Checks the `state`, exchanges the code, stores the refresh token encrypted. The error is the
-/// `reason` shown to the user.
-async fn complete(
-    query: CallbackQuery,
-    browser_secret: Option<String>,
+/// The pending consent `key` names, taken (and so used up) before anything else, whatever
+/// happens next; only for the browser that started it.
+async fn take_bound_state(
     state: &AppState,
-) -> Result<(), &'static str> {
-    let google = state.google.clone().ok_or("not_configured")?;
-    let key = query.state.ok_or("invalid_state")?;
-    // Taken (and so used up) before anything else, whatever happens next.
+    key: String,
+    browser_secret: Option<String>,
+) -> Result<OAuthState, &'static str> {
     let pending =
         db::run(&state.pool, move |conn| db::calendar::take_state(conn, &key, now_millis()))
             .await
@@ -133,6 +130,19 @@ async fn complete(
         log::warn!("calendar callback from another browser than the one that asked: refused");
         return Err("state_mismatch");
     }
+    Ok(pending)
+}
+
+/// Checks the `state`, exchanges the code, stores the refresh token encrypted. The error is the
+/// `reason` shown to the user.
+async fn complete(
+    query: CallbackQuery,
+    browser_secret: Option<String>,
+    state: &AppState,
+) -> Result<(), &'static str> {
+    let google = state.google.clone().ok_or("not_configured")?;
+    let key = query.state.ok_or("invalid_state")?;
+    let pending = take_bound_state(state, key, browser_secret).await?;
     if query.error.is_some() {
         return Err("access_denied");
     }

@@ -6,8 +6,10 @@
 //! everything that follows. The guard sees each header as soon as its bytes are in and fails
 //! the stream when a frame — or a fragmented message, its frames counted together — announces
 //! more than the limit, so the pending input of a connection never exceeds the limit plus a
-//! frame header. The session learns why the stream failed from [`Overflowed`] and closes with
-//! 1009. Payload bytes are skipped, not copied: the cost is a few comparisons per frame.
+//! frame header (the session closes with 1009). It also fails a fragmented control frame, which
+//! RFC 6455 forbids, before actix-http logs an error line for it (the session closes with 1002).
+//! The session learns why from [`Tripped`]. Payload bytes are skipped, not copied: the cost is a
+//! few comparisons per frame.
 
 use std::cell::Cell;
 use std::pin::Pin;
@@ -18,12 +20,21 @@ use actix_http::error::PayloadError;
 use actix_web::web::Bytes;
 use futures_core::Stream;
 
-/// Set once the guard has failed the stream for an oversized frame or message.
-#[derive(Debug, Clone, Default)]
-pub struct Overflowed(Rc<Cell<bool>>);
+/// Why the guard failed the stream, once it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trip {
+    /// A frame or message announced more than the limit: 1009.
+    TooBig,
+    /// A fragmented control frame: 1002.
+    Protocol,
+}
 
-impl Overflowed {
-    pub fn get(&self) -> bool {
+/// The guard's verdict, shared with the session.
+#[derive(Debug, Clone, Default)]
+pub struct Tripped(Rc<Cell<Option<Trip>>>);
+
+impl Tripped {
+    pub fn get(&self) -> Option<Trip> {
         self.0.get()
     }
 }
@@ -44,9 +55,8 @@ struct Framing {
 }
 
 impl Framing {
-    /// Follows one chunk of input; false as soon as a frame or message announces more than
-    /// `limit` bytes.
-    fn follow(&mut self, mut chunk: &[u8], limit: u64) -> bool {
+    /// Follows one chunk of input, until a frame breaks a rule.
+    fn follow(&mut self, mut chunk: &[u8], limit: u64) -> Result<(), Trip> {
         while !chunk.is_empty() {
             if self.payload_left > 0 {
                 let skip = self.payload_left.min(chunk.len() as u64);
@@ -65,12 +75,16 @@ impl Framing {
             // Only the bytes of this header are consumed; the rest of `take` is payload.
             chunk = &chunk[header_len - self.header_len..];
             self.header_len = 0;
-            if !self.announce(self.header[0] & 0x0F, payload_len, limit) {
-                return false;
+            let (fin, opcode) = (self.header[0] & 0x80 != 0, self.header[0] & 0x0F);
+            if !fin && opcode >= 0x8 {
+                return Err(Trip::Protocol);
+            }
+            if !self.announce(opcode, payload_len, limit) {
+                return Err(Trip::TooBig);
             }
             self.payload_left = payload_len;
         }
-        true
+        Ok(())
     }
 
     /// Counts a frame's announced length against the limit, fragments of one message together.
@@ -105,19 +119,19 @@ pub struct InputGuard<S> {
     inner: S,
     limit: u64,
     framing: Framing,
-    overflowed: Overflowed,
+    tripped: Tripped,
 }
 
 impl<S> InputGuard<S> {
-    pub fn new(inner: S, limit: usize) -> (Self, Overflowed) {
-        let overflowed = Overflowed::default();
+    pub fn new(inner: S, limit: usize) -> (Self, Tripped) {
+        let tripped = Tripped::default();
         let guard = Self {
             inner,
             limit: limit as u64,
             framing: Framing::default(),
-            overflowed: overflowed.clone(),
+            tripped: tripped.clone(),
         };
-        (guard, overflowed)
+        (guard, tripped)
     }
 }
 
@@ -128,14 +142,14 @@ where
     type Item = Result<Bytes, PayloadError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.overflowed.get() {
+        if self.tripped.get().is_some() {
             return Poll::Ready(None);
         }
         let item = Pin::new(&mut self.inner).poll_next(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &item {
             let this = &mut *self;
-            if !this.framing.follow(chunk, this.limit) {
-                this.overflowed.0.set(true);
+            if let Err(trip) = this.framing.follow(chunk, this.limit) {
+                this.tripped.0.set(Some(trip));
                 return Poll::Ready(Some(Err(PayloadError::Overflow)));
             }
         }
@@ -168,7 +182,7 @@ mod tests {
     #[test]
     fn a_huge_header_trips_before_any_payload() {
         let mut framing = Framing::default();
-        assert!(!framing.follow(&header(true, 1, 1 << 40), 65_536));
+        assert_eq!(framing.follow(&header(true, 1, 1 << 40), 65_536), Err(Trip::TooBig));
     }
 
     #[test]
@@ -179,7 +193,7 @@ mod tests {
         stream.extend([0u8; 4]);
         let mut framing = Framing::default();
         for byte in &stream {
-            assert!(framing.follow(std::slice::from_ref(byte), 100_000));
+            assert_eq!(framing.follow(std::slice::from_ref(byte), 100_000), Ok(()));
         }
         assert_eq!(framing.payload_left, 0);
         assert_eq!(framing.header_len, 0);
@@ -190,10 +204,16 @@ mod tests {
         let mut framing = Framing::default();
         let mut first = header(false, 1, 600);
         first.extend(vec![0u8; 600]);
-        assert!(framing.follow(&first, 1_000));
+        assert_eq!(framing.follow(&first, 1_000), Ok(()));
         let mut ping = header(true, 9, 100);
         ping.extend(vec![0u8; 100]);
-        assert!(framing.follow(&ping, 1_000));
-        assert!(!framing.follow(&header(true, 0, 600), 1_000));
+        assert_eq!(framing.follow(&ping, 1_000), Ok(()));
+        assert_eq!(framing.follow(&header(true, 0, 600), 1_000), Err(Trip::TooBig));
+    }
+
+    #[test]
+    fn a_fragmented_control_frame_is_a_protocol_error() {
+        let mut framing = Framing::default();
+        assert_eq!(framing.follow(&header(false, 9, 2), 1_000), Err(Trip::Protocol));
     }
 }

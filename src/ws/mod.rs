@@ -87,9 +87,9 @@ async fn upgrade(
     {
         return Err(AppError::new(ErrorCode::UserMismatch, "the path names another user"));
     }
-    let (stream, overflowed) = InputGuard::new(stream, config.max_message_bytes);
+    let (stream, tripped) = InputGuard::new(stream, config.max_message_bytes);
     let (socket, life) = SocketHandle::new(req.conn_data::<AcceptedSocket>(), config.write_timeout);
-    let transport = Transport { socket, life, ip_slot, overflowed, client_ip };
+    let transport = Transport { socket, life, ip_slot, tripped, client_ip };
     let session = WsSession::new(config.clone(), identity, required_user, transport);
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(state.session.max_message_bytes)

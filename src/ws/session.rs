@@ -42,7 +42,7 @@ use crate::protocol::{
     error_frame,
 };
 use crate::state::SessionConfig;
-use crate::ws::guard::Overflowed;
+use crate::ws::guard::{Trip, Tripped};
 
 /// The actor context every handler of a session gets.
 pub(super) type Ctx = ws::WebsocketContext<WsSession>;
@@ -75,6 +75,9 @@ pub struct WsSession {
     limiter: InboundLimiter,
     /// A fragmented message being reassembled: (is text, bytes so far).
     partial: Option<(bool, BytesMut)>,
+    /// A fragment of the message being received was dropped by the rate limit: the rest of it
+    /// is dropped too, up to its last fragment.
+    discarding: bool,
     /// The TCP side: the socket handle, the per-IP count, the transport guard's verdict.
     pub(super) transport: Transport,
     /// This connection's place under `--max-connections-per-user`, taken at registration and
@@ -89,8 +92,8 @@ pub struct Transport {
     pub life: SocketLife,
     /// This connection's place under `--max-connections-per-ip`.
     pub ip_slot: Option<CapGuard>,
-    /// Set by the transport guard when the client announced more than the message limit.
-    pub overflowed: Overflowed,
+    /// Set by the transport guard when the client announced too much or broke the framing.
+    pub tripped: Tripped,
     pub client_ip: Option<IpAddr>,
 }
 
@@ -112,6 +115,7 @@ impl WsSession {
             last_heard: Instant::now(),
             limiter,
             partial: None,
+            discarding: false,
             transport,
             user_slot: None,
         }
@@ -290,9 +294,6 @@ impl WsSession {
     }
 
     fn on_complete(&mut self, ctx: &mut Ctx, is_text: bool, bytes: Bytes) {
-        if !self.admit(ctx) {
-            return;
-        }
         if !is_text {
             let text = "frames are JSON text, not binary";
             return Self::send_error(ctx, ErrorCode::InvalidMessage, text, None);
@@ -300,6 +301,19 @@ impl WsSession {
         match ByteString::try_from(bytes) {
             Ok(text) => self.on_message(ctx, &text),
             Err(_) => self.close(ctx, CloseCode::ProtocolError, "text is not UTF-8"),
+        }
+    }
+
+    /// One fragment: added to the message, which is handled when its last fragment is in.
+    fn on_continuation(&mut self, ctx: &mut Ctx, item: Item) {
+        let is_last = matches!(item, Item::Last(_));
+        if self.discarding {
+            self.discarding = !is_last;
+            return;
+        }
+        self.on_fragment(ctx, item);
+        if is_last && let Some((is_text, buffer)) = self.partial.take() {
+            self.on_complete(ctx, is_text, buffer.freeze());
         }
     }
 
@@ -377,8 +391,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Err(ws::ProtocolError::Overflow) => {
                 return self.close(ctx, CloseCode::TooBig, "message too big");
             }
-            Err(_) if self.transport.overflowed.get() => {
+            Err(_) if self.transport.tripped.get() == Some(Trip::TooBig) => {
                 return self.close(ctx, CloseCode::TooBig, "message too big");
+            }
+            Err(_) if self.transport.tripped.get() == Some(Trip::Protocol) => {
+                return self.close(ctx, CloseCode::ProtocolError, "fragmented control frame");
             }
             Err(e) => {
                 log::debug!("{:?} protocol error: {e}", self.id);
@@ -386,21 +403,21 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             }
         };
         self.last_heard = Instant::now();
+        // Every frame a client chooses to send counts against the rate limit: data frames,
+        // each fragment, pings and pongs alike.
+        let counted = !matches!(message, ws::Message::Close(_) | ws::Message::Nop);
+        if counted && !self.admit(ctx) {
+            if let ws::Message::Continuation(item) = &message {
+                self.partial = None;
+                self.discarding = !matches!(item, Item::Last(_));
+            }
+            return;
+        }
         match message {
             ws::Message::Text(text) => self.on_complete(ctx, true, text.into_bytes()),
             ws::Message::Binary(bytes) => self.on_complete(ctx, false, bytes),
-            ws::Message::Continuation(item) => {
-                let is_last = matches!(item, Item::Last(_));
-                self.on_fragment(ctx, item);
-                if is_last && let Some((is_text, buffer)) = self.partial.take() {
-                    self.on_complete(ctx, is_text, buffer.freeze());
-                }
-            }
-            ws::Message::Ping(payload) => {
-                if self.admit(ctx) {
-                    ctx.pong(&payload);
-                }
-            }
+            ws::Message::Continuation(item) => self.on_continuation(ctx, item),
+            ws::Message::Ping(payload) => ctx.pong(&payload),
             ws::Message::Pong(_) | ws::Message::Nop => {}
             ws::Message::Close(reason) => {
                 ctx.close(reason);

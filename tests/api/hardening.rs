@@ -289,3 +289,25 @@ async fn webhooks_hold_no_memory_for_strangers() {
     assert_eq!((status, body["error"].as_str()), (408, Some("request_timeout")), "{body}");
     assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(13), "{took:?}");
 }
+
+#[actix_web::test]
+async fn a_fragmented_ping_is_a_protocol_error_not_an_error_line_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/hub.db", dir.path().display());
+    let server = ServerProcess::start(&db, &[]);
+    let token = test_token("agent-1", Role::Agent, "acme");
+    for _ in 0..20 {
+        let (mut ws, handshake) =
+            RawWs::connect(&server.address, &format!("/ws?token={token}")).await;
+        assert_eq!(handshake.status, 101);
+        // A ping without FIN: control frames may not be fragmented.
+        let mut frame = RawWs::header(false, 0x9, 2);
+        frame.extend_from_slice(b"hi");
+        ws.stream.write_all(&frame).await.unwrap();
+        assert_eq!(ws.close_code(Duration::from_secs(3)).await, Some(1002));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log.lock().unwrap();
+    let errors: Vec<&String> = log.iter().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

@@ -50,11 +50,10 @@ async fn customers_come_and_go_in_one_batch_a_second() {
     // Let the last batch go out, then count what the agent got.
     actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
     let mut batches = Vec::new();
-    loop {
-        match agent.next_event(Duration::from_millis(100)).await {
-            crate::helpers::Event::Json(frame) => batches.push(frame),
-            _ => break,
-        }
+    while let crate::helpers::Event::Json(frame) =
+        agent.next_event(Duration::from_millis(100)).await
+    {
+        batches.push(frame);
     }
     assert!(batches.iter().all(|b| b["type"] == "presence_batch"), "{batches:?}");
     let seconds = storm.as_secs_f64().ceil() as usize + 2;

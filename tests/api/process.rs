@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct ServerProcess {
     pub child: Child,
     pub address: String,
+    /// Every line the server has logged so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -26,16 +28,19 @@ impl ServerProcess {
             .expect("start switchboard");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = std::sync::Arc::clone(&log);
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some((_, address)) = line.split_once("listening on http://") {
                     let _ = tx.send(address.trim().to_owned());
                 }
+                lines.lock().unwrap().push(line);
             }
         });
         let address =
             rx.recv_timeout(Duration::from_secs(20)).expect("the log says where it listens");
-        Self { child, address }
+        Self { child, address, log }
     }
 
     /// The server's resident memory, in KiB.

@@ -140,3 +140,26 @@ async fn get_connection_info_describes_this_connection() {
     assert_eq!(info["session_id"].as_str().unwrap().len(), 32);
     assert!(info["connected_at"].as_str().unwrap().ends_with('Z'));
 }
+
+#[actix_web::test]
+async fn pongs_and_each_fragment_count_against_the_rate_limit() {
+    let flags = ["--rate-limit-per-sec", "5", "--rate-limit-burst", "5"];
+    let app = spawn_app_with(&flags).await;
+    // Unasked pongs are frames too.
+    let mut ws = app.agent("agent-1", "acme").await;
+    for _ in 0..30 {
+        ws.send(actix_http::ws::Message::Pong(actix_web::web::Bytes::from_static(b"x"))).await;
+    }
+    assert_eq!(ws.next_json().await["code"], "rate_limited");
+    assert_eq!(ws.expect_close().await, 4008);
+
+    // So is every fragment of one message: 30 fragments are not one frame.
+    let mut ws = app.agent("agent-2", "acme").await;
+    let parts: Vec<String> = std::iter::once("{\"type\":".to_owned())
+        .chain((0..28).map(|_| " ".to_owned()))
+        .chain(std::iter::once("\"ping\"}".to_owned()))
+        .collect();
+    ws.send_fragmented(&parts.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(ws.next_json().await["code"], "rate_limited");
+    assert_eq!(ws.expect_close().await, 4008);
+}
