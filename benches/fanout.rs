@@ -85,9 +85,11 @@ async fn run(server: &Server) {
     actix_web::rt::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = server.rss_kib();
     let per_connection = idle_rss.saturating_sub(base_rss) as f64 / connections as f64;
+    let joining = Instant::now();
     for chunk in sockets.chunks_mut(100) {
         futures_util::future::join_all(chunk.iter_mut().map(join)).await;
     }
+    let join_secs = joining.elapsed().as_secs_f64();
     actix_web::rt::time::sleep(Duration::from_secs(1)).await;
     let joined_rss = server.rss_kib();
 
@@ -140,6 +142,10 @@ async fn run(server: &Server) {
     );
     println!(
         "  server RSS: {base_rss} KiB at start, {idle_rss} KiB with {connections} idle connections => {per_connection:.1} KiB per connection"
+    );
+    println!(
+        "  join one room: {join_secs:.2} s ({:.0} joins/s)",
+        connections as f64 / join_secs
     );
     println!(
         "  server RSS after all joined one room: {joined_rss} KiB; after the fan-out: {busy_rss} KiB"

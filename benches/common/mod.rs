@@ -29,6 +29,8 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db, "--jwt-secret", SECRET])
             .args(["--rate-limit-per-sec", "1000000", "--rate-limit-burst", "1000000"])
+            // Every benchmark client comes from 127.0.0.1.
+            .args(["--handshake-rate-per-ip", "1000000", "--max-connections-per-ip", "1000000"])
             .args(extra)
             .env("RUST_LOG", "warn,switchboard::startup=info")
             .stdin(Stdio::null())
