@@ -228,6 +228,8 @@ pub enum ServerMessage<'a> {
         joined: Vec<&'a UserRef>,
         left: Vec<&'a UserRef>,
         member_count: usize,
+        /// More joined or left than the 100 listed of each.
+        truncated: bool,
     },
     RoomLeft {
         room: &'a RoomName,

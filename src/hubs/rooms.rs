@@ -138,11 +138,15 @@ impl RoomHub {
             if changes.is_empty() {
                 continue;
             }
+            // At most a page of each: a second of 10,000 joins must not send 10,000 names to
+            // 10,000 members. A client that sees `truncated` pages through the members instead.
+            let truncated = changes.joined.len() > room::PAGE || changes.left.len() > room::PAGE;
             let frame = encode(&ServerMessage::RoomMembersChanged {
                 room: &room_name,
-                joined: changes.joined.values().collect(),
-                left: changes.left.values().collect(),
+                joined: changes.joined.values().take(room::PAGE).collect(),
+                left: changes.left.values().take(room::PAGE).collect(),
                 member_count: room.member_count(),
+                truncated,
             });
             let mut slow = Vec::new();
             fan_out(room.connections(), &frame, &mut slow);
