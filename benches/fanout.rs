@@ -143,10 +143,7 @@ async fn run(server: &Server) {
     println!(
         "  server RSS: {base_rss} KiB at start, {idle_rss} KiB with {connections} idle connections => {per_connection:.1} KiB per connection"
     );
-    println!(
-        "  join one room: {join_secs:.2} s ({:.0} joins/s)",
-        connections as f64 / join_secs
-    );
+    println!("  join one room: {join_secs:.2} s ({:.0} joins/s)", connections as f64 / join_secs);
     println!(
         "  server RSS after all joined one room: {joined_rss} KiB; after the fan-out: {busy_rss} KiB"
     );
