@@ -35,6 +35,7 @@ pub mod accounts;
 pub mod auth;
 pub mod calendar;
 pub mod calls;
+pub mod chat;
 pub mod commands;
 pub mod config;
 pub mod db;

@@ -38,7 +38,7 @@ impl TokenBucket {
     }
 
     /// True when the bucket has refilled completely (its key can be forgotten).
-    fn is_full(&self, now: Instant) -> bool {
+    pub fn is_full(&self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens + elapsed * self.rate >= self.burst
     }

@@ -6,6 +6,7 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::chat::ConversationId;
 use crate::error::{ErrorCode, FunctionErrorCode};
 use crate::ids::{CallId, CompanyId, ConnId, RoomName, UserId};
 use crate::user::UserRef;
@@ -107,6 +108,21 @@ pub enum ClientMessage {
         #[serde(default)]
         arguments: Value,
     },
+    SendMessage {
+        conversation: Option<String>,
+        to: Option<String>,
+        text: String,
+        meta: Option<Value>,
+        client_id: Option<String>,
+    },
+    Typing {
+        conversation: String,
+        active: bool,
+    },
+    MarkRead {
+        conversation: String,
+        seq: i64,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -181,6 +197,27 @@ pub struct OnlineUser<'a> {
     pub user: &'a UserRef,
     pub status: Option<AgentStatus>,
     pub connections: usize,
+}
+
+/// A chat message on the wire (`docs/protocol.md` §8).
+#[derive(Debug, Serialize)]
+pub struct ChatMessage<'a> {
+    pub id: &'a str,
+    pub conversation: &'a ConversationId,
+    pub seq: i64,
+    pub from: Sender<'a>,
+    pub text: &'a str,
+    pub meta: Option<Value>,
+    pub client_id: Option<&'a str>,
+    pub sent_at: String,
+}
+
+/// Who sent a stored message, as stored: `{"id","name","role"}`.
+#[derive(Debug, Serialize)]
+pub struct Sender<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
 }
 
 /// One connection as `connection_info` and `GET /api/v1/ws/clients` describe it.
@@ -342,6 +379,27 @@ pub enum ServerMessage<'a> {
         at: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         call_id: Option<&'a str>,
+    },
+    MessageSent {
+        message: &'a ChatMessage<'a>,
+    },
+    Message {
+        message: &'a ChatMessage<'a>,
+    },
+    Typing {
+        conversation: &'a ConversationId,
+        user: &'a UserRef,
+        active: bool,
+    },
+    ReadMarked {
+        conversation: &'a ConversationId,
+        seq: i64,
+        unread: i64,
+    },
+    ConversationRead {
+        conversation: &'a ConversationId,
+        user: &'a UserRef,
+        seq: i64,
     },
     CallStatusChanged {
         call_id: &'a str,

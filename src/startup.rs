@@ -145,7 +145,12 @@ impl Application {
         );
         let state = AppState {
             limits: AuthLimits::new(settings.auth.auth_rate_per_minute),
-            session: Arc::new(SessionConfig::new(&settings, hubs.clone(), Arc::clone(&tokens))),
+            session: Arc::new(SessionConfig::new(
+                &settings,
+                hubs.clone(),
+                pool.clone(),
+                Arc::clone(&tokens),
+            )),
             passwords: Arc::new(PasswordHasher::new()?),
             public_url,
             pool,

@@ -49,6 +49,8 @@ impl AuthLimits {
 /// What each WebSocket session needs to know, shared by all of them.
 pub struct SessionConfig {
     pub hubs: Hubs,
+    /// For the few frames that read before they ask a hub (a chat recipient's role).
+    pub pool: DbPool,
     pub tokens: Arc<TokenService>,
     pub heartbeat_interval: Duration,
     pub client_timeout: Duration,
@@ -68,10 +70,11 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    pub fn new(settings: &Settings, hubs: Hubs, tokens: Arc<TokenService>) -> Self {
+    pub fn new(settings: &Settings, hubs: Hubs, pool: DbPool, tokens: Arc<TokenService>) -> Self {
         let ws = &settings.websocket;
         Self {
             hubs,
+            pool,
             tokens,
             heartbeat_interval: ws.heartbeat_interval(),
             client_timeout: ws.client_timeout(),

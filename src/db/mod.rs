@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod calls;
+pub mod chat;
 pub mod models;
 pub mod schema;
 pub mod server_settings;

@@ -118,3 +118,44 @@ pub struct OAuthState {
     /// SHA-256 (hex) of the `sb_oauth` cookie value of the browser that started the flow.
     pub browser_binding: String,
 }
+
+use super::schema::{conversations, messages};
+
+/// A chat conversation (see `crate::chat`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = conversations)]
+pub struct Conversation {
+    pub company: String,
+    pub id: String,
+    pub kind: String,
+    pub customer_id: Option<String>,
+    pub member_a: Option<String>,
+    pub member_b: Option<String>,
+    pub customer_name: Option<String>,
+    pub member_a_name: Option<String>,
+    pub member_b_name: Option<String>,
+    pub member_a_role: Option<String>,
+    pub member_b_role: Option<String>,
+    /// The seq of the newest message (0 before the first).
+    pub last_seq: i64,
+    pub last_message_at: i64,
+    pub created_at: i64,
+}
+
+/// One stored chat message.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub company: String,
+    pub conversation: String,
+    pub seq: i64,
+    pub id: String,
+    pub sender_id: String,
+    pub sender_name: String,
+    pub sender_role: String,
+    pub text: String,
+    /// Compact JSON of an object.
+    pub meta: Option<String>,
+    pub client_id: Option<String>,
+    pub sent_at: i64,
+}

@@ -66,6 +66,50 @@ diesel::table! {
 }
 
 diesel::table! {
+    conversations (company, id) {
+        company -> Text,
+        id -> Text,
+        kind -> Text,
+        customer_id -> Nullable<Text>,
+        member_a -> Nullable<Text>,
+        member_b -> Nullable<Text>,
+        customer_name -> Nullable<Text>,
+        member_a_name -> Nullable<Text>,
+        member_b_name -> Nullable<Text>,
+        member_a_role -> Nullable<Text>,
+        member_b_role -> Nullable<Text>,
+        last_seq -> BigInt,
+        last_message_at -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (company, conversation, seq) {
+        company -> Text,
+        conversation -> Text,
+        seq -> BigInt,
+        id -> Text,
+        sender_id -> Text,
+        sender_name -> Text,
+        sender_role -> Text,
+        text -> Text,
+        meta -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        sent_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    read_positions (company, conversation, user_id) {
+        company -> Text,
+        conversation -> Text,
+        user_id -> Text,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
     server_settings (key) {
         key -> Text,
         value -> Text,
@@ -94,6 +138,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     call_events,
     call_keys,
     calls,
+    conversations,
+    messages,
+    read_positions,
     server_settings,
     users,
 );

@@ -7,6 +7,7 @@
 //! | [`PresenceHub`] | the directory company → user → connections, agent status, delivery to users and to the company's agents | [`presence`] |
 //! | [`RoomHub`] | room membership and fan-out inside a room | [`rooms`] |
 //! | [`CallHub`] | the push of stored call-status changes; live browser calls | [`calls`] |
+//! | [`ChatHub`] | chat messages stored, then delivered in order; typing; read marks | [`chat`] |
 //! | [`CalendarTool`] | one Google Calendar client per user | `crate::calendar::tool` |
 //!
 //! A slow consumer (full mailbox) found by any hub is dropped from that hub's maps at once and
@@ -15,6 +16,7 @@
 //! normally takes the same road from its `stopping()`.
 
 pub mod calls;
+pub mod chat;
 pub mod connection;
 pub mod presence;
 pub mod room;
@@ -27,6 +29,7 @@ use crate::config::Settings;
 use crate::db::DbPool;
 
 pub use calls::CallHub;
+pub use chat::ChatHub;
 pub use connection::{ConnectionHandle, ReplyTo};
 pub use presence::PresenceHub;
 pub use rooms::RoomHub;
@@ -37,6 +40,7 @@ pub struct Hubs {
     pub presence: Addr<PresenceHub>,
     pub rooms: Addr<RoomHub>,
     pub calls: Addr<CallHub>,
+    pub chat: Addr<ChatHub>,
     pub calendar: Addr<CalendarTool>,
 }
 
@@ -50,9 +54,11 @@ impl Hubs {
             member_events_max: ws.room_member_events_max as usize,
         };
         let rooms = RoomHub::new(presence.clone(), limits).start();
-        let calls = CallHub::new(presence.clone(), pool, settings.calls.clone()).start();
+        let calls = CallHub::new(presence.clone(), pool.clone(), settings.calls.clone()).start();
+        let chat = ChatHub::new(presence.clone(), pool).start();
         presence.do_send(presence::Subscribe { subscriber: rooms.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });
-        Self { presence, rooms, calls, calendar: calendar.start() }
+        presence.do_send(presence::Subscribe { subscriber: chat.clone().recipient() });
+        Self { presence, rooms, calls, chat, calendar: calendar.start() }
     }
 }

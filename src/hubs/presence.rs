@@ -37,9 +37,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
+use crate::chat::ConversationId;
 use crate::ids::{CompanyId, ConnId, UserId};
 use crate::protocol::{AgentStatus, CloseCode, Frame, OnlineUser, ServerMessage, encode};
-use crate::user::UserRef;
+use crate::user::{Role, UserRef};
 
 /// Told by the PresenceHub to every subscribed hub. Handlers must be idempotent.
 #[derive(Message, Clone, Debug)]
@@ -578,6 +579,72 @@ impl Handler<GetTotals> for PresenceHub {
 
     fn handle(&mut self, _: GetTotals, _: &mut Context<Self>) -> Self::Result {
         MessageResult(Totals { users: self.online_users, connections: self.connections })
+    }
+}
+
+/// Delivers a chat frame to the participants of a conversation: a support conversation's
+/// customer and the company's agents; a direct conversation's two staff users (only as staff:
+/// a customer never receives a direct conversation, whatever id it was sent under).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct DeliverToParticipants {
+    pub company: CompanyId,
+    pub conversation: ConversationId,
+    /// Leave out this connection (the one that sent, and got its own answer).
+    pub except_conn: Option<ConnId>,
+    /// Leave out this user's connections (the one who is typing).
+    pub except_user: Option<UserId>,
+    pub frame: Frame,
+}
+
+impl Handler<DeliverToParticipants> for PresenceHub {
+    type Result = usize;
+
+    fn handle(&mut self, msg: DeliverToParticipants, _: &mut Context<Self>) -> usize {
+        let Some(directory) = self.companies.get(&msg.company) else { return 0 };
+        let wanted = |user: &UserId, conn: &ConnId| {
+            msg.except_conn != Some(*conn) && msg.except_user.as_ref() != Some(user)
+        };
+        let mut targets: Vec<(&UserId, &ConnectionHandle)> = Vec::new();
+        let mut add_user = |user_id: &UserId, as_staff: bool| {
+            let Some(entry) = directory.users.get(user_id) else { return };
+            if entry.user.role.is_staff() != as_staff {
+                return;
+            }
+            let conns = entry.connections.iter().filter(|(c, _)| wanted(user_id, c));
+            targets.extend(conns.map(|(_, c)| (&entry.user.id, &c.handle)));
+        };
+        match &msg.conversation {
+            ConversationId::Support { customer } => add_user(customer, false),
+            ConversationId::Direct { a, b } => {
+                add_user(a, true);
+                add_user(b, true);
+            }
+        }
+        if matches!(msg.conversation, ConversationId::Support { .. }) {
+            let staff = directory.staff.iter().filter(|(c, (u, _))| wanted(u, c));
+            targets.extend(staff.map(|(_, (u, h))| (u, h)));
+        }
+        let mut slow = Vec::new();
+        let delivered = fan_out(targets, &msg.frame, &mut slow);
+        self.evict(&msg.company, slow);
+        delivered
+    }
+}
+
+/// The role of a connected user, if they are connected.
+#[derive(Message)]
+#[rtype(result = "Option<Role>")]
+pub struct RoleOf {
+    pub company: CompanyId,
+    pub user_id: UserId,
+}
+
+impl Handler<RoleOf> for PresenceHub {
+    type Result = Option<Role>;
+
+    fn handle(&mut self, msg: RoleOf, _: &mut Context<Self>) -> Option<Role> {
+        self.companies.get(&msg.company)?.users.get(&msg.user_id).map(|e| e.user.role)
     }
 }
 

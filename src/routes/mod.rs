@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod calendar;
 mod calls;
+mod chat;
 mod health;
 mod pages;
 mod publish;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(status::configure)
     .configure(publish::configure)
     .configure(calls::configure)
+    .configure(chat::configure)
     .configure(webhooks::configure)
     .configure(calendar::configure)
     .configure(pages::configure);

@@ -10,8 +10,10 @@
 //! | presence | `get_online_users`, `agent_status` | [`presence`] |
 //! | calls | `call_request`, `call_accept`, `call_end`, `webrtc_*`, `ice_candidate` | [`calls`] |
 //! | functions | `function_call` | [`functions`] |
+//! | chat | `send_message`, `typing`, `mark_read` | [`chat`] |
 
 mod calls;
+mod chat;
 mod connection;
 mod functions;
 mod presence;
@@ -85,6 +87,16 @@ impl WsSession {
             }
             ClientMessage::FunctionCall { call_id, name, arguments } => {
                 self.run_function(ctx, asked, call_id, name, arguments)
+            }
+            ClientMessage::SendMessage { conversation, to, text, meta, client_id } => {
+                let addressee = chat::Addressee { conversation, to };
+                self.send_message(ctx, asked, addressee, &text, meta, client_id)
+            }
+            ClientMessage::Typing { conversation, active } => {
+                self.typing(ctx, asked, &conversation, active)
+            }
+            ClientMessage::MarkRead { conversation, seq } => {
+                self.mark_read(ctx, asked, &conversation, seq)
             }
             // `decode` turns unknown types into an error before they get here.
             ClientMessage::Unknown => {}
