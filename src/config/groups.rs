@@ -273,6 +273,23 @@ impl CallsSettings {
     }
 }
 
+/// Chat.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Chat")]
+pub struct ChatSettings {
+    /// Delete chat messages older than this many days (checked daily); 0 keeps them forever.
+    #[arg(long, env = "SWITCHBOARD_MESSAGE_RETENTION_DAYS", default_value_t = 0, global = true)]
+    pub message_retention_days: u32,
+}
+
+impl ChatSettings {
+    /// How long messages are kept, when not forever.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.message_retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.message_retention_days) * 24 * 3600))
+    }
+}
+
 /// Telephony providers' webhooks.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Telephony")]

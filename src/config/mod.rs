@@ -9,8 +9,8 @@ mod values;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use groups::{
-    AuthSettings, CallsSettings, GoogleSettings, HttpSettings, OriginPolicy, StorageSettings,
-    TelephonySettings, WebSocketSettings,
+    AuthSettings, CallsSettings, ChatSettings, GoogleSettings, HttpSettings, OriginPolicy,
+    StorageSettings, TelephonySettings, WebSocketSettings,
 };
 pub use values::{DatabaseUrl, Secret, Synchronous};
 
@@ -103,6 +103,8 @@ pub struct Settings {
     pub websocket: WebSocketSettings,
     #[command(flatten)]
     pub calls: CallsSettings,
+    #[command(flatten)]
+    pub chat: ChatSettings,
     #[command(flatten)]
     pub telephony: TelephonySettings,
     #[command(flatten)]

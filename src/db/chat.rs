@@ -8,9 +8,11 @@
 //! conversation, seq), and a retried send finds its message through `messages_client_id`.
 
 use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
 
 use super::DbConn;
 use super::models::{Conversation, MessageRow};
+use super::schema::{conversations, messages};
 use crate::chat::{ConversationId, Direction, Draft};
 use crate::user::UserRef;
 
@@ -234,34 +236,42 @@ pub fn history(
     direction: Direction,
     limit: i64,
 ) -> QueryResult<(Vec<MessageRow>, bool)> {
-    use super::schema::messages::dsl as m;
-    let mut query = m::messages
-        .filter(m::company.eq(company))
-        .filter(m::conversation.eq(conversation))
-        .select(MessageRow::as_select())
-        .into_boxed();
-    query = match direction {
-        Direction::Sent => query.filter(m::sender_id.eq(reader.to_owned())),
-        Direction::Received => query.filter(m::sender_id.ne(reader.to_owned())),
-        Direction::All => query,
-    };
-    let mut rows = match page {
-        Page::After(seq) => {
-            query.filter(m::seq.gt(seq)).order(m::seq.asc()).limit(limit + 1).load(conn)?
-        }
-        Page::Before(before) => {
-            if let Some(seq) = before {
-                query = query.filter(m::seq.lt(seq));
-            }
-            query.order(m::seq.desc()).limit(limit + 1).load(conn)?
-        }
-    };
+    let mut rows: Vec<MessageRow> =
+        history_query(company, conversation, reader, page, direction, limit).load(conn)?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     if matches!(page, Page::Before(_)) {
         rows.reverse();
     }
     Ok((rows, has_more))
+}
+
+/// The query of [`history`]: one more than the page, to tell whether there is more. It walks
+/// the primary key (company, conversation, seq) from the page's bound.
+fn history_query<'a>(
+    company: &'a str,
+    conversation: &'a str,
+    reader: &'a str,
+    page: Page,
+    direction: Direction,
+    limit: i64,
+) -> messages::BoxedQuery<'a, Sqlite> {
+    use super::schema::messages::dsl as m;
+    let mut query = m::messages
+        .filter(m::company.eq(company))
+        .filter(m::conversation.eq(conversation))
+        .into_boxed();
+    query = match direction {
+        Direction::Sent => query.filter(m::sender_id.eq(reader)),
+        Direction::Received => query.filter(m::sender_id.ne(reader)),
+        Direction::All => query,
+    };
+    let query = match page {
+        Page::After(seq) => query.filter(m::seq.gt(seq)).order(m::seq.asc()),
+        Page::Before(Some(seq)) => query.filter(m::seq.lt(seq)).order(m::seq.desc()),
+        Page::Before(None) => query.order(m::seq.desc()),
+    };
+    query.limit(limit + 1)
 }
 
 /// Whose inbox: which conversations of the company a reader sees.
@@ -273,6 +283,14 @@ pub enum Reader {
     Staff(String),
     /// A service: everything.
     Service(String),
+}
+
+impl Reader {
+    fn id(&self) -> &str {
+        match self {
+            Reader::Customer(id) | Reader::Staff(id) | Reader::Service(id) => id,
+        }
+    }
 }
 
 /// One inbox entry: the conversation, its newest message, the reader's unread count.
@@ -295,51 +313,55 @@ pub fn inbox(
     cursor: Option<&InboxCursor>,
     limit: i64,
 ) -> QueryResult<(Vec<InboxEntry>, Option<InboxCursor>)> {
+    let mut rows: Vec<Conversation> =
+        inbox_query(company, reader, unread_only, cursor, limit).load(conn)?;
+    let next = (rows.len() as i64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|c| (c.last_message_at, c.id.clone()))
+    });
+    let reader_id = reader.id();
+    let entries = rows
+        .into_iter()
+        .map(|conversation| entry(conn, conversation, reader_id))
+        .collect::<QueryResult<Vec<_>>>()?;
+    Ok((entries, next.flatten()))
+}
+
+/// The query of [`inbox`]: it walks `conversations_inbox` (company, last activity) newest
+/// first, so a page costs the page, not the company's conversations.
+fn inbox_query<'a>(
+    company: &'a str,
+    reader: &'a Reader,
+    unread_only: bool,
+    cursor: Option<&'a InboxCursor>,
+    limit: i64,
+) -> conversations::BoxedQuery<'a, Sqlite> {
     use super::schema::conversations::dsl as c;
     use super::schema::read_positions::dsl as r;
-    let reader_id = match reader {
-        Reader::Customer(id) | Reader::Staff(id) | Reader::Service(id) => id.clone(),
-    };
-    let position = r::read_positions
-        .filter(r::company.eq(c::company))
-        .filter(r::conversation.eq(c::id))
-        .filter(r::user_id.eq(reader_id.clone()))
-        .select(r::seq)
-        .single_value();
     let mut query = c::conversations.filter(c::company.eq(company)).into_boxed();
     query = match reader {
-        Reader::Customer(id) => {
-            query.filter(c::customer_id.eq(id.clone())).filter(c::kind.eq("support"))
+        Reader::Customer(id) => query.filter(c::customer_id.eq(id)).filter(c::kind.eq("support")),
+        Reader::Staff(id) => {
+            query.filter(c::kind.eq("support").or(c::member_a.eq(id)).or(c::member_b.eq(id)))
         }
-        Reader::Staff(id) => query.filter(
-            c::kind.eq("support").or(c::member_a.eq(id.clone())).or(c::member_b.eq(id.clone())),
-        ),
         Reader::Service(_) => query,
     };
     if unread_only {
         // Sending moves the sender's position to its own message, so newer-than-position
         // always means unread messages of the others.
+        let position = r::read_positions
+            .filter(r::company.eq(c::company))
+            .filter(r::conversation.eq(c::id))
+            .filter(r::user_id.eq(reader.id()))
+            .select(r::seq)
+            .single_value();
         query = query.filter(c::last_seq.gt(coalesce(position, 0)));
     }
     if let Some((at, id)) = cursor {
-        query = query.filter(
-            c::last_message_at.lt(*at).or(c::last_message_at.eq(*at).and(c::id.lt(id.clone()))),
-        );
+        let older = c::last_message_at.lt(*at).or(c::last_message_at.eq(*at).and(c::id.lt(id)));
+        query = query.filter(older);
     }
-    let mut rows: Vec<Conversation> = query
-        .order((c::last_message_at.desc(), c::id.desc()))
-        .limit(limit + 1)
-        .select(Conversation::as_select())
-        .load(conn)?;
-    let next = (rows.len() as i64 > limit).then(|| {
-        rows.truncate(limit as usize);
-        rows.last().map(|c| (c.last_message_at, c.id.clone()))
-    });
-    let entries = rows
-        .into_iter()
-        .map(|conversation| entry(conn, conversation, &reader_id))
-        .collect::<QueryResult<Vec<_>>>()?;
-    Ok((entries, next.flatten()))
+    query.order((c::last_message_at.desc(), c::id.desc())).limit(limit + 1)
 }
 
 fn entry(conn: &mut DbConn, conversation: Conversation, reader: &str) -> QueryResult<InboxEntry> {
@@ -367,4 +389,68 @@ pub fn delete_older_than(conn: &mut DbConn, cutoff: i64) -> QueryResult<usize> {
     conn.immediate_transaction(|conn| {
         diesel::delete(m::messages.filter(m::sent_at.lt(cutoff))).execute(conn)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Text;
+
+    use super::*;
+    use crate::config::{DatabaseUrl, Synchronous};
+
+    #[derive(QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// SQLite's plan for a query, one step a line.
+    fn plan(
+        conn: &mut DbConn,
+        query: &impl diesel::query_builder::QueryFragment<Sqlite>,
+    ) -> Vec<String> {
+        let sql = diesel::debug_query::<Sqlite, _>(query).to_string();
+        let sql = sql.split(" -- binds").next().unwrap_or_default();
+        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<PlanStep>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|step| step.detail)
+            .collect()
+    }
+
+    /// A step that reads a table row by row, not through an index.
+    fn full_scans(plan: &[String]) -> Vec<&String> {
+        plan.iter().filter(|s| s.starts_with("SCAN") && !s.contains("USING")).collect()
+    }
+
+    #[test]
+    fn the_inbox_and_a_history_page_are_served_by_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url: DatabaseUrl = format!("sqlite://{}/t.db", dir.path().display()).parse().unwrap();
+        let pool = crate::db::connect(&url, Synchronous::Full).unwrap();
+        crate::db::migrate(&pool).unwrap();
+        let mut conn = pool.get().unwrap();
+        let cursor = (1_000, "support:x".to_owned());
+        for reader in
+            [Reader::Staff("ann".into()), Reader::Customer("g".into()), Reader::Service("s".into())]
+        {
+            for unread in [false, true] {
+                let steps =
+                    plan(&mut conn, &inbox_query("acme", &reader, unread, Some(&cursor), 50));
+                assert!(full_scans(&steps).is_empty(), "{reader:?} unread={unread}: {steps:?}");
+                assert!(steps.iter().any(|s| s.contains("conversations_inbox")), "{steps:?}");
+            }
+        }
+        for page in [Page::After(10), Page::Before(Some(10)), Page::Before(None)] {
+            for direction in [Direction::All, Direction::Sent] {
+                let query = history_query("acme", "support:g", "g", page, direction, 50);
+                let steps = plan(&mut conn, &query);
+                assert!(full_scans(&steps).is_empty(), "{page:?}: {steps:?}");
+                // The primary key's index (SQLite's automatic one for a composite key).
+                let by_key = "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (company=? AND conversation=?";
+                assert!(steps.iter().any(|s| s.starts_with(by_key)), "{steps:?}");
+            }
+        }
+    }
 }

@@ -46,6 +46,8 @@ const SEND_BURST: f64 = 20.0;
 const TYPING_EVERY: Duration = Duration::from_secs(2);
 /// How often idle rate and typing state is forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often old messages are deleted, when there is a retention.
+const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Why a chat request was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -93,6 +95,8 @@ pub struct ChatHub {
     send_limits: HashMap<(CompanyId, UserId), TokenBucket>,
     /// Per connection and conversation: when `typing` was last forwarded, and whether active.
     typing: HashMap<(ConnId, ConversationId), (Instant, bool)>,
+    /// `--message-retention-days`, when set.
+    retention: Option<Duration>,
 }
 
 struct Pending {
@@ -103,9 +107,23 @@ struct Pending {
 }
 
 impl ChatHub {
-    pub fn new(presence: Addr<PresenceHub>, pool: DbPool) -> Self {
+    pub fn new(presence: Addr<PresenceHub>, pool: DbPool, retention: Option<Duration>) -> Self {
         let (waiting, send_limits, typing) = (Vec::new(), HashMap::new(), HashMap::new());
-        Self { presence, pool, waiting, storing: false, send_limits, typing }
+        Self { presence, pool, waiting, storing: false, send_limits, typing, retention }
+    }
+
+    /// Deletes the messages older than the retention (at start, then daily).
+    fn expire_old_messages(&self) {
+        let Some(retention) = self.retention else { return };
+        let cutoff = now_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let pool = self.pool.clone();
+        actix::spawn(async move {
+            match db::run(&pool, move |conn| db::chat::delete_older_than(conn, cutoff)).await {
+                Ok(0) => {}
+                Ok(deleted) => log::info!("deleted {deleted} chat messages past their retention"),
+                Err(e) => log::warn!("deleting old chat messages failed: {e}"),
+            }
+        });
     }
 
     /// Stores everything waiting in one transaction, unless a store is running (its end
@@ -195,6 +213,8 @@ impl Actor for ChatHub {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.expire_old_messages();
+        ctx.run_interval(RETENTION_EVERY, |hub, _| hub.expire_old_messages());
         ctx.run_interval(SWEEP_EVERY, |hub, _| {
             let now = Instant::now();
             hub.send_limits.retain(|_, bucket| !bucket.is_full(now));

@@ -55,7 +55,7 @@ impl Hubs {
         };
         let rooms = RoomHub::new(presence.clone(), limits).start();
         let calls = CallHub::new(presence.clone(), pool.clone(), settings.calls.clone()).start();
-        let chat = ChatHub::new(presence.clone(), pool).start();
+        let chat = ChatHub::new(presence.clone(), pool, settings.chat.retention()).start();
         presence.do_send(presence::Subscribe { subscriber: rooms.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: chat.clone().recipient() });

@@ -6,6 +6,7 @@ mod auth;
 mod browser_calls;
 mod calendar;
 mod calls;
+mod chat;
 mod cli;
 mod fake_google;
 mod hardening;
