@@ -24,8 +24,14 @@ pub struct Server {
 impl Server {
     /// Starts the release binary with a fresh database and `extra` flags.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_prepared(extra, |_| {})
+    }
+
+    /// [`Server::start`], with the database first prepared by `prepare` (given its URL).
+    pub fn start_prepared(extra: &[&str], prepare: impl FnOnce(&str)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = format!("sqlite://{}/bench.db", dir.path().display());
+        prepare(&db);
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db, "--jwt-secret", SECRET])
             .args(["--rate-limit-per-sec", "1000000", "--rate-limit-burst", "1000000"])
@@ -44,7 +50,10 @@ impl Server {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some((_, address)) = line.split_once("listening on http://") {
                     let _ = tx.send(address.trim().to_owned());
-                } else if line.contains("WARN") || line.contains("ERROR") {
+                } else if line.contains("WARN")
+                    || line.contains("ERROR")
+                    || line.contains("panicked")
+                {
                     eprintln!("server: {line}");
                 }
             }

@@ -24,6 +24,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/js/call.js"),
     ),
     (
+        "/static/js/chat.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/js/chat.js"),
+    ),
+    (
         "/static/js/customer.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/js/customer.js"),

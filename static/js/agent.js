@@ -4,6 +4,7 @@
 
 import { SwitchboardClient, api, el, text } from './switchboard.js';
 import { AudioCall } from './call.js';
+import { Chat } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'switchboard.agent.token';
@@ -55,9 +56,129 @@ function renderTeam() {
   for (const user of people) {
     const item = el('li', `person ${user.status || 'available'}`);
     item.append(el('span', 'dot'), el('span', 'name', user.name), el('span', 'muted', user.status || ''));
+    if (session.user && user.id !== session.user.id) {
+      const write = el('button', 'small', 'Message');
+      write.type = 'button';
+      write.setAttribute('aria-label', `Message ${user.name}`);
+      write.addEventListener('click', () => openConversation(directWith(user.id), user.name));
+      item.append(write);
+    }
     list.append(item);
   }
 }
+
+// ---- chat: the inbox, one open conversation, direct chat with a teammate ----
+
+let chat = null;
+let open = null; // {id, name}
+let inboxTimer = null;
+
+/** The direct conversation with a teammate: both ids, in byte order. */
+function directWith(other) {
+  const [a, b] = [session.user.id, other].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  return `direct:${a}:${b}`;
+}
+
+/** Reloads the inbox soon (changes come in bursts). */
+function refreshInbox() {
+  clearTimeout(inboxTimer);
+  inboxTimer = setTimeout(loadInbox, 150);
+}
+
+async function loadInbox() {
+  if (!client) return;
+  const inbox = await api('/api/v1/conversations?limit=50', { token: client.token }).catch(() => null);
+  if (!inbox) return;
+  const list = $('inbox');
+  list.replaceChildren();
+  let unread = 0;
+  for (const conversation of inbox.conversations) {
+    unread += conversation.unread_count;
+    const item = el('li');
+    const button = el('button', `conversation-item${open && open.id === conversation.id ? ' active' : ''}`);
+    button.type = 'button';
+    button.dataset.conversation = conversation.id;
+    const preview = conversation.last_message ? conversation.last_message.text : '';
+    button.append(el('strong', 'name', conversation.with.name), el('span', 'preview', preview));
+    if (conversation.unread_count > 0) {
+      const badge = el('span', 'badge', String(conversation.unread_count));
+      badge.setAttribute('aria-label', `${conversation.unread_count} unread`);
+      button.append(badge);
+    }
+    button.addEventListener('click', () => openConversation(conversation.id, conversation.with.name));
+    item.append(button);
+    list.append(item);
+  }
+  $('inbox-empty').hidden = inbox.conversations.length > 0;
+  const badge = $('inbox-unread');
+  badge.hidden = unread === 0;
+  text(badge, String(unread));
+}
+
+async function openConversation(id, name) {
+  open = { id, name };
+  text($('conversation-with'), name);
+  $('conversation').hidden = false;
+  renderConversation();
+  await chat.show(id).catch(() => {});
+  renderConversation();
+  await chat.markRead(id);
+  refreshInbox();
+  $('reply-input').focus();
+}
+
+function renderConversation() {
+  if (!open) return;
+  const me = session.user.id;
+  const messages = chat.messages(open.id);
+  const list = $('conversation-messages');
+  list.replaceChildren();
+  const mine = messages.filter((m) => m.from.id === me);
+  const lastMine = mine.length ? mine[mine.length - 1].seq : 0;
+  for (const message of messages) {
+    const ours = message.from.id === me;
+    const item = el('li', ours ? 'message mine' : 'message theirs');
+    item.append(el('span', 'who', ours ? 'You' : message.from.name), el('span', 'text', message.text));
+    if (ours && message.seq === lastMine && chat.seenBy(open.id, me, message.seq)) item.append(el('span', 'seen muted', 'Seen'));
+    list.append(item);
+  }
+  $('older').hidden = !chat.entry(open.id).hasOlder;
+  const typing = chat.typing(open.id);
+  text($('conversation-typing'), typing.length ? `${typing[0].name} is typing…` : '');
+  list.scrollTop = list.scrollHeight;
+}
+
+function startChat() {
+  chat = new Chat(client);
+  chat.onChange((id, what) => {
+    if (open && (id === open.id || id === null)) {
+      renderConversation();
+      if (what === 'message' && document.visibilityState === 'visible') chat.markRead(open.id).then(refreshInbox);
+    }
+    if (what === 'message' || what === 'caught-up') refreshInbox();
+  });
+  client.on('conversation_read', refreshInbox);
+}
+
+$('older').addEventListener('click', async () => {
+  if (open) await chat.older(open.id);
+  renderConversation();
+});
+$('reply-input').addEventListener('input', () => {
+  if (open) chat.setTyping(open.id, $('reply-input').value.trim() !== '');
+});
+$('reply-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const value = $('reply-input').value.trim();
+  if (!open || !value) return;
+  $('reply-input').value = '';
+  try {
+    await chat.send(open.id, value);
+  } catch (error) {
+    $('reply-input').value = value;
+    notice(error.code === 'rate_limited' ? 'Slow down a little.' : 'The message could not be sent.');
+  }
+});
 
 function renderIncomingEmpty() {
   $('incoming-empty').hidden = $('incoming').children.length > 0;
@@ -182,6 +303,8 @@ function start() {
     },
   });
   client.token = session.token;
+  window.switchboardClient = client; // for the browser tests: to drop the connection on purpose
+  startChat();
   client.on('state', (state) => {
     const label = { connected: 'online', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'offline', 'signed-out': 'signed out' }[state] || state;
     const pill = $('connection');
@@ -198,6 +321,7 @@ function start() {
     for (const user of online.users) team.set(user.id, user);
     renderTeam();
     refreshCalendarState();
+    loadInbox();
   });
   client.on('presence_changed', (frame) => {
     if (frame.online) team.set(frame.user.id, { ...frame.user, status: frame.status });

@@ -2,8 +2,9 @@
 // default), a "Call us" button, the queue position, the call with live audio, and a clear word
 // on every way it can end.
 
-import { SwitchboardClient, api, text } from './switchboard.js';
+import { SwitchboardClient, api, el, text } from './switchboard.js';
 import { AudioCall } from './call.js';
+import { Chat, supportOf } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
 const company = new URLSearchParams(location.search).get('company') || undefined;
@@ -98,6 +99,65 @@ client.on('call_ended', (frame) => {
 
 ui.hangUp.addEventListener('click', () => {
   if (callId) client.send({ type: 'call_end', call_id: callId, reason: 'hangup' });
+});
+
+// Chat with the team: before, during or after a call; kept for the life of the guest session.
+const chat = new Chat(client);
+const chatUi = { list: $('messages'), typing: $('typing'), form: $('chat-form'), input: $('chat-input'), send: $('chat-send') };
+let me = null;
+
+client.on('connected', (frame) => {
+  chatUi.send.disabled = false;
+  if (me === null || me !== frame.user.id) {
+    me = frame.user.id;
+    chat.show(supportOf(me)).catch(() => {});
+  }
+});
+client.on('state', (state) => {
+  if (state !== 'connected') chatUi.send.disabled = true;
+});
+
+function renderChat(id) {
+  if (!me || (id && id !== supportOf(me))) return;
+  const messages = chat.messages(supportOf(me));
+  chatUi.list.replaceChildren();
+  const mine = messages.filter((m) => m.from.id === me);
+  const lastMine = mine.length ? mine[mine.length - 1].seq : 0;
+  for (const message of messages) {
+    const ours = message.from.id === me;
+    const item = el('li', ours ? 'message mine' : 'message theirs');
+    item.append(el('span', 'who', ours ? 'You' : message.from.name), el('span', 'text', message.text));
+    if (ours && message.seq === lastMine && chat.seenBy(supportOf(me), me, message.seq)) {
+      item.append(el('span', 'seen muted', 'Seen'));
+    }
+    chatUi.list.append(item);
+  }
+  const typing = chat.typing(supportOf(me));
+  text(chatUi.typing, typing.length ? `${typing[0].name} is typing…` : '');
+  chatUi.list.scrollTop = chatUi.list.scrollHeight;
+}
+
+chat.onChange((id, what) => {
+  renderChat(id);
+  // What the team wrote is read once it is on screen.
+  if (what === 'message' && me && document.visibilityState === 'visible') chat.markRead(supportOf(me));
+});
+
+chatUi.input.addEventListener('input', () => {
+  if (me) chat.setTyping(supportOf(me), chatUi.input.value.trim() !== '');
+});
+
+chatUi.form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const value = chatUi.input.value.trim();
+  if (!value) return;
+  chatUi.input.value = '';
+  try {
+    await chat.send(null, value);
+  } catch (error) {
+    chatUi.input.value = value;
+    say(error.code === 'rate_limited' ? 'Slow down a little, please.' : 'Your message could not be sent. Please try again.');
+  }
 });
 
 client.connect();

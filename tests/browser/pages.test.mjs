@@ -167,3 +167,62 @@ test('after the hub restarts, the dashboard reconnects by itself and shows the t
   await ann.locator('#team', { hasText: 'Ann Agent' }).waitFor();
   await Promise.all([ann, bob].map((p) => p.context().close()));
 });
+
+test('a visitor and an agent chat both ways with typing, read receipts and the inbox badge; a message sent while the dashboard was offline appears after it reconnects; teammates chat directly', async () => {
+  const ann = await signIn('ann@acme.test');
+  const bob = await signIn('bob@acme.test');
+  await ann.locator('#team', { hasText: 'Bob Agent' }).waitFor();
+
+  const visitor = await page();
+  await visitor.goto(`${base}/?company=acme`);
+  const send = visitor.getByRole('button', { name: 'Send' });
+  await waitFor(() => send.isEnabled(), 'the visitor chat to be ready');
+  await visitor.getByLabel('Your message').fill('<i>Hello</i> there');
+  await send.click();
+  await visitor.locator('#messages .message.mine', { hasText: '<i>Hello</i> there' }).waitFor();
+
+  // The inbox shows it at once, with an unread badge; opening it clears the badge, and the
+  // visitor sees it was read.
+  const item = ann.locator('#inbox .conversation-item', { hasText: '<i>Hello</i> there' });
+  await item.waitFor();
+  await ann.locator('#inbox-unread', { hasText: '1' }).waitFor();
+  await item.click();
+  await ann.locator('#conversation-messages .message', { hasText: '<i>Hello</i> there' }).waitFor();
+  await waitFor(() => ann.locator('#inbox-unread').isHidden(), 'the inbox badge to clear');
+  await visitor.locator('#messages .seen', { hasText: 'Seen' }).waitFor();
+
+  // Typing, then the answer.
+  await ann.getByLabel('Your reply').pressSequentially('Hi! How', { delay: 20 });
+  await visitor.locator('#typing', { hasText: 'Ann Agent is typing' }).waitFor();
+  await ann.getByLabel('Your reply').fill('Hi! How can I help?');
+  await ann.getByRole('button', { name: 'Send' }).click();
+  await visitor.locator('#messages .message.theirs', { hasText: 'Hi! How can I help?' }).waitFor();
+  await visitor.screenshot({ path: join(SHOTS, 'customer-chat.png') });
+
+  // The dashboard drops off the network; the visitor writes meanwhile; back online, the
+  // dashboard catches up by itself.
+  await ann.context().setOffline(true);
+  await ann.evaluate(() => window.switchboardClient.ws.close());
+  await ann.locator('#connection', { hasText: /reconnecting/ }).waitFor();
+  await visitor.getByLabel('Your message').fill('Are you still there?');
+  await send.click();
+  await visitor.locator('#messages .message.mine', { hasText: 'Are you still there?' }).waitFor();
+  await new Promise((r) => setTimeout(r, 500));
+  await ann.context().setOffline(false);
+  await ann.locator('#connection', { hasText: 'online' }).waitFor({ timeout: 40_000 });
+  await ann.locator('#conversation-messages .message', { hasText: 'Are you still there?' }).waitFor();
+  await ann.screenshot({ path: join(SHOTS, 'agent-chat.png') });
+
+  // A teammate, straight from the team list.
+  await ann.getByRole('button', { name: 'Message Bob Agent' }).click();
+  await ann.locator('#conversation-with', { hasText: 'Bob Agent' }).waitFor();
+  await ann.getByLabel('Your reply').fill('Lunch at 12?');
+  await ann.getByRole('button', { name: 'Send' }).click();
+  const fromAnn = bob.locator('#inbox .conversation-item', { hasText: 'Lunch at 12?' });
+  await fromAnn.waitFor();
+  assert.match(await fromAnn.textContent(), /Ann Agent/);
+  await fromAnn.click();
+  await bob.locator('#conversation-messages .message', { hasText: 'Lunch at 12?' }).waitFor();
+  assert.equal(await visitor.locator('#messages', { hasText: 'Lunch' }).count(), 0, 'the visitor never sees it');
+  await Promise.all([ann, bob, visitor].map((p) => p.context().close()));
+});
