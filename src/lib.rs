@@ -15,7 +15,11 @@
 //!   `RoomName`, `ConnId`), [`user`] (`Role`, `UserRef`, cleaning display text), [`time`] (the
 //!   clock and the wire form of time), [`error`] (the error codes and the one error type at the
 //!   HTTP/WebSocket boundary), [`calls`] (the call model: statuses that only move forward, the
-//!   normalized `CallEvent`).
+//!   normalized `CallEvent`), [`chat`] (conversation ids, the one rule of who may see one, what
+//!   a message may carry).
+//! - [`net`]: what a socket needs from outside its actor (`TCP_USER_TIMEOUT`, a reset handle,
+//!   connection caps per IP and user); [`limits`]: rate limiting and the client-IP rule;
+//!   [`outbound`]: the one outbound HTTP client (Google, JWKS).
 //! - [`config`]: settings (clap flags with env fallbacks, one group per part of the hub) and
 //!   sub-commands.
 //! - [`protocol`]: the WebSocket wire types; frames are encoded once per fan-out.
@@ -24,12 +28,13 @@
 //! - [`telephony`]: Twilio and Vapi: signature checks and their wire formats.
 //! - [`calendar`]: the calendar tool: Google OAuth with PKCE, encrypted tokens at rest, the five
 //!   functions, and the `CalendarTool` actor (one client per user).
-//! - [`hubs`]: the central actors (`PresenceHub`, `RoomHub`, `CallHub`), how they reach
-//!   connections, and `hubs::calls::record` (store a call event, then push it).
+//! - [`hubs`]: the central actors (`PresenceHub`, `RoomHub`, `CallHub`, `ChatHub`), how they
+//!   reach connections, and `hubs::calls::record` (store a call event, then push it).
 //! - [`ws`]: the WebSocket endpoint, the `WsSession` actor and its per-frame handlers.
 //! - [`routes`]: REST handlers by area, and the two pages (embedded from `static/`).
-//! - [`state`]: what handlers and sessions share; [`limits`]: rate limiting and the client-IP
-//!   rule; [`startup`]: build the server and run it; [`commands`]: `migrate`, `user add`, `token`.
+//! - [`state`]: what handlers and sessions share; [`accounts`]: the disabled-accounts watch;
+//!   [`startup`]: build the server and run it; [`commands`]: `migrate`, `user add|disable|enable`,
+//!   `token`.
 
 pub mod accounts;
 pub mod auth;

@@ -127,11 +127,12 @@ async function openConversation(id, name) {
   $('reply-input').focus();
 }
 
-function renderConversation() {
+function renderConversation(keepPosition = false) {
   if (!open) return;
   const me = session.user.id;
   const messages = chat.messages(open.id);
   const list = $('conversation-messages');
+  const fromBottom = list.scrollHeight - list.scrollTop;
   list.replaceChildren();
   const mine = messages.filter((m) => m.from.id === me);
   const lastMine = mine.length ? mine[mine.length - 1].seq : 0;
@@ -145,7 +146,8 @@ function renderConversation() {
   $('older').hidden = !chat.entry(open.id).hasOlder;
   const typing = chat.typing(open.id);
   text($('conversation-typing'), typing.length ? `${typing[0].name} is typing…` : '');
-  list.scrollTop = list.scrollHeight;
+  // Older history keeps what was on screen in place; anything new scrolls to the end.
+  list.scrollTop = keepPosition ? list.scrollHeight - fromBottom : list.scrollHeight;
 }
 
 function startChat() {
@@ -162,7 +164,11 @@ function startChat() {
 
 $('older').addEventListener('click', async () => {
   if (open) await chat.older(open.id);
-  renderConversation();
+  renderConversation(true);
+});
+// Older history as the agent scrolls up, too.
+$('conversation-messages').addEventListener('scroll', async () => {
+  if (open && $('conversation-messages').scrollTop === 0 && (await chat.older(open.id))) renderConversation(true);
 });
 $('reply-input').addEventListener('input', () => {
   if (open) chat.setTyping(open.id, $('reply-input').value.trim() !== '');

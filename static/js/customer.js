@@ -38,9 +38,25 @@ function idle(message) {
   if (message) say(message);
 }
 
+const GUEST_KEY = `switchboard.guest.${company || ''}`;
+
 const client = new SwitchboardClient({
-  // A visitor's token is a fresh guest token; there is nothing to keep across an expiry.
-  getToken: async () => (await api('/api/v1/auth/guest', { method: 'POST', body: { company } })).token,
+  // A visitor keeps one guest identity for the tab's life (so the chat history survives a
+  // reload): the stored token, refreshed when it expires, else a fresh guest token.
+  getToken: async ({ expired, refused }) => {
+    const stored = sessionStorage.getItem(GUEST_KEY);
+    if (stored && !refused) {
+      if (!expired) return stored;
+      const fresh = await api('/api/v1/auth/refresh', { method: 'POST', token: stored }).catch(() => null);
+      if (fresh) {
+        sessionStorage.setItem(GUEST_KEY, fresh.token);
+        return fresh.token;
+      }
+    }
+    const guest = await api('/api/v1/auth/guest', { method: 'POST', body: { company } });
+    sessionStorage.setItem(GUEST_KEY, guest.token);
+    return guest.token;
+  },
 });
 
 client.on('state', (state) => {
@@ -117,9 +133,10 @@ client.on('state', (state) => {
   if (state !== 'connected') chatUi.send.disabled = true;
 });
 
-function renderChat(id) {
+function renderChat(id, keepPosition = false) {
   if (!me || (id && id !== supportOf(me))) return;
   const messages = chat.messages(supportOf(me));
+  const fromBottom = chatUi.list.scrollHeight - chatUi.list.scrollTop;
   chatUi.list.replaceChildren();
   const mine = messages.filter((m) => m.from.id === me);
   const lastMine = mine.length ? mine[mine.length - 1].seq : 0;
@@ -134,13 +151,19 @@ function renderChat(id) {
   }
   const typing = chat.typing(supportOf(me));
   text(chatUi.typing, typing.length ? `${typing[0].name} is typing…` : '');
-  chatUi.list.scrollTop = chatUi.list.scrollHeight;
+  // Older history keeps what was on screen in place; anything new scrolls to the end.
+  chatUi.list.scrollTop = keepPosition ? chatUi.list.scrollHeight - fromBottom : chatUi.list.scrollHeight;
 }
 
 chat.onChange((id, what) => {
   renderChat(id);
   // What the team wrote is read once it is on screen.
   if (what === 'message' && me && document.visibilityState === 'visible') chat.markRead(supportOf(me));
+});
+
+// Older history as the visitor scrolls up.
+chatUi.list.addEventListener('scroll', async () => {
+  if (me && chatUi.list.scrollTop === 0 && (await chat.older(supportOf(me)))) renderChat(supportOf(me), true);
 });
 
 chatUi.input.addEventListener('input', () => {

@@ -224,5 +224,8 @@ test('a visitor and an agent chat both ways with typing, read receipts and the i
   await fromAnn.click();
   await bob.locator('#conversation-messages .message', { hasText: 'Lunch at 12?' }).waitFor();
   assert.equal(await visitor.locator('#messages', { hasText: 'Lunch' }).count(), 0, 'the visitor never sees it');
+  // The visitor's history lasts as long as their guest session: a reload keeps it.
+  await visitor.reload();
+  await visitor.locator('#messages .message.theirs', { hasText: 'Hi! How can I help?' }).waitFor();
   await Promise.all([ann, bob, visitor].map((p) => p.context().close()));
 });
