@@ -4,7 +4,7 @@
 
 import { SwitchboardClient, api, el, text } from './switchboard.js';
 import { AudioCall } from './call.js';
-import { Chat } from './chat.js';
+import { Chat, renderConversation } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'switchboard.agent.token';
@@ -119,42 +119,26 @@ async function openConversation(id, name) {
   open = { id, name };
   text($('conversation-with'), name);
   $('conversation').hidden = false;
-  renderConversation();
+  showConversation();
   await chat.show(id).catch(() => {});
-  renderConversation();
+  showConversation();
   await chat.markRead(id);
   refreshInbox();
   $('reply-input').focus();
 }
 
-function renderConversation(keepPosition = false) {
+function showConversation(keepPosition = false) {
   if (!open) return;
-  const me = session.user.id;
-  const messages = chat.messages(open.id);
-  const list = $('conversation-messages');
-  const fromBottom = list.scrollHeight - list.scrollTop;
-  list.replaceChildren();
-  const mine = messages.filter((m) => m.from.id === me);
-  const lastMine = mine.length ? mine[mine.length - 1].seq : 0;
-  for (const message of messages) {
-    const ours = message.from.id === me;
-    const item = el('li', ours ? 'message mine' : 'message theirs');
-    item.append(el('span', 'who', ours ? 'You' : message.from.name), el('span', 'text', message.text));
-    if (ours && message.seq === lastMine && chat.seenBy(open.id, me, message.seq)) item.append(el('span', 'seen muted', 'Seen'));
-    list.append(item);
-  }
+  const ui = { list: $('conversation-messages'), typing: $('conversation-typing') };
+  renderConversation(chat, open.id, session.user.id, ui, keepPosition);
   $('older').hidden = !chat.entry(open.id).hasOlder;
-  const typing = chat.typing(open.id);
-  text($('conversation-typing'), typing.length ? `${typing[0].name} is typing…` : '');
-  // Older history keeps what was on screen in place; anything new scrolls to the end.
-  list.scrollTop = keepPosition ? list.scrollHeight - fromBottom : list.scrollHeight;
 }
 
 function startChat() {
   chat = new Chat(client);
   chat.onChange((id, what) => {
     if (open && (id === open.id || id === null)) {
-      renderConversation();
+      showConversation();
       if (what === 'message' && document.visibilityState === 'visible') chat.markRead(open.id).then(refreshInbox);
     }
     if (what === 'message' || what === 'caught-up') refreshInbox();
@@ -164,11 +148,11 @@ function startChat() {
 
 $('older').addEventListener('click', async () => {
   if (open) await chat.older(open.id);
-  renderConversation(true);
+  showConversation(true);
 });
 // Older history as the agent scrolls up, too.
 $('conversation-messages').addEventListener('scroll', async () => {
-  if (open && $('conversation-messages').scrollTop === 0 && (await chat.older(open.id))) renderConversation(true);
+  if (open && $('conversation-messages').scrollTop === 0 && (await chat.older(open.id))) showConversation(true);
 });
 $('reply-input').addEventListener('input', () => {
   if (open) chat.setTyping(open.id, $('reply-input').value.trim() !== '');

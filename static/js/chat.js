@@ -3,7 +3,7 @@
 // carries a client_id (a retry is stored once), and after every reconnect each shown
 // conversation asks for what came after the last seq it saw.
 
-import { api } from './switchboard.js';
+import { api, el, text } from './switchboard.js';
 
 /** How long a `typing` notice holds before it is taken as stopped. */
 export const TYPING_LAPSES_MS = 6_000;
@@ -162,6 +162,30 @@ export class Chat {
     const marked = await this.client.request({ type: 'mark_read', conversation: id, seq: entry.lastSeq }).catch(() => null);
     return marked;
   }
+}
+
+/**
+ * Shows a conversation in a list element and its typing line: every message as text (never
+ * HTML), "Seen" under the viewer's last message once someone else read it. Older history
+ * loaded above keeps what was on screen in place (`keepPosition`); anything new scrolls to
+ * the end.
+ */
+export function renderConversation(chat, id, me, { list, typing }, keepPosition = false) {
+  const messages = chat.messages(id);
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  list.replaceChildren();
+  const mine = messages.filter((m) => m.from.id === me);
+  const lastMine = mine.length ? mine[mine.length - 1].seq : 0;
+  for (const message of messages) {
+    const ours = message.from.id === me;
+    const item = el('li', ours ? 'message mine' : 'message theirs');
+    item.append(el('span', 'who', ours ? 'You' : message.from.name), el('span', 'text', message.text));
+    if (ours && message.seq === lastMine && chat.seenBy(id, me, message.seq)) item.append(el('span', 'seen muted', 'Seen'));
+    list.append(item);
+  }
+  const typers = chat.typing(id);
+  text(typing, typers.length ? `${typers[0].name} is typing…` : '');
+  list.scrollTop = keepPosition ? list.scrollHeight - fromBottom : list.scrollHeight;
 }
 
 /** `support:<id>`, `direct:<a>:<b>`: the id of a visitor's own conversation. */

@@ -2,9 +2,9 @@
 // default), a "Call us" button, the queue position, the call with live audio, and a clear word
 // on every way it can end.
 
-import { SwitchboardClient, api, el, text } from './switchboard.js';
+import { SwitchboardClient, api, text } from './switchboard.js';
 import { AudioCall } from './call.js';
-import { Chat, supportOf } from './chat.js';
+import { Chat, renderConversation, supportOf } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
 const company = new URLSearchParams(location.search).get('company') || undefined;
@@ -135,24 +135,7 @@ client.on('state', (state) => {
 
 function renderChat(id, keepPosition = false) {
   if (!me || (id && id !== supportOf(me))) return;
-  const messages = chat.messages(supportOf(me));
-  const fromBottom = chatUi.list.scrollHeight - chatUi.list.scrollTop;
-  chatUi.list.replaceChildren();
-  const mine = messages.filter((m) => m.from.id === me);
-  const lastMine = mine.length ? mine[mine.length - 1].seq : 0;
-  for (const message of messages) {
-    const ours = message.from.id === me;
-    const item = el('li', ours ? 'message mine' : 'message theirs');
-    item.append(el('span', 'who', ours ? 'You' : message.from.name), el('span', 'text', message.text));
-    if (ours && message.seq === lastMine && chat.seenBy(supportOf(me), me, message.seq)) {
-      item.append(el('span', 'seen muted', 'Seen'));
-    }
-    chatUi.list.append(item);
-  }
-  const typing = chat.typing(supportOf(me));
-  text(chatUi.typing, typing.length ? `${typing[0].name} is typing…` : '');
-  // Older history keeps what was on screen in place; anything new scrolls to the end.
-  chatUi.list.scrollTop = keepPosition ? chatUi.list.scrollHeight - fromBottom : chatUi.list.scrollHeight;
+  renderConversation(chat, supportOf(me), me, { list: chatUi.list, typing: chatUi.typing }, keepPosition);
 }
 
 chat.onChange((id, what) => {

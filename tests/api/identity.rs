@@ -193,10 +193,9 @@ fn provider_token(alg: Algorithm, kid: &str, extra: Value) -> String {
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
-#[actix_web::test]
-async fn an_identity_providers_keys_rotate_without_a_restart() {
-    let jwks = FakeJwks::start(json!({"keys": [jwk("rsa")]})).await;
-    let app = spawn_app_with(&[
+/// A hub that takes the fake provider's tokens, with its claims where providers put them.
+async fn hub_trusting(jwks: &FakeJwks) -> TestApp {
+    spawn_app_with(&[
         "--jwt-jwks-url",
         &jwks.url,
         "--jwt-issuer",
@@ -208,7 +207,13 @@ async fn an_identity_providers_keys_rotate_without_a_restart() {
         "--jwt-company-claim",
         "https://switchboard.test/company",
     ])
-    .await;
+    .await
+}
+
+#[actix_web::test]
+async fn an_identity_providers_keys_rotate_without_a_restart() {
+    let jwks = FakeJwks::start(json!({"keys": [jwk("rsa")]})).await;
+    let app = hub_trusting(&jwks).await;
     assert_eq!(jwks.fetches(), 1, "fetched at start");
 
     let rsa = provider_token(Algorithm::RS256, "rsa-1", json!({}));
@@ -247,19 +252,7 @@ async fn an_identity_providers_keys_rotate_without_a_restart() {
 #[actix_web::test]
 async fn a_jwks_that_cannot_be_fetched_keeps_the_last_good_keys() {
     let jwks = FakeJwks::start(json!({"keys": [jwk("rsa")]})).await;
-    let app = spawn_app_with(&[
-        "--jwt-jwks-url",
-        &jwks.url,
-        "--jwt-issuer",
-        "https://idp.test/",
-        "--jwt-audience",
-        "switchboard",
-        "--jwt-role-claim",
-        "app_metadata.role",
-        "--jwt-company-claim",
-        "https://switchboard.test/company",
-    ])
-    .await;
+    let app = hub_trusting(&jwks).await;
     jwks.serve(json!({"error": "down"}), 500);
     let ec = provider_token(Algorithm::ES256, "ec-1", json!({}));
     assert_eq!(app.get("/api/v1/me", Some(&ec)).await.0, 401);

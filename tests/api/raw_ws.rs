@@ -84,21 +84,9 @@ impl RawWs {
 
     /// The first text frame the server sends (as JSON), or the close code it sends instead.
     pub async fn first_text(&mut self, wait: Duration) -> Result<serde_json::Value, Option<u16>> {
-        let read = async {
-            let mut head = [0u8; 2];
-            self.stream.read_exact(&mut head).await.ok()?;
-            let len = match head[1] & 0x7F {
-                126 => u64::from(self.stream.read_u16().await.ok()?),
-                127 => self.stream.read_u64().await.ok()?,
-                len => u64::from(len),
-            };
-            let mut payload = vec![0u8; len as usize];
-            self.stream.read_exact(&mut payload).await.ok()?;
-            Some((head[0] & 0x0F, payload))
-        };
-        match tokio::time::timeout(wait, read).await.ok().flatten() {
+        match tokio::time::timeout(wait, self.read_frame()).await.ok().flatten() {
             Some((0x1, text)) => Ok(serde_json::from_slice(&text).unwrap_or_default()),
-            Some((0x8, code)) => Err(code.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]))),
+            Some((0x8, payload)) => Err(close_code_of(&payload)),
             _ => Err(None),
         }
     }
@@ -108,20 +96,31 @@ impl RawWs {
     pub async fn close_code(&mut self, wait: Duration) -> Option<u16> {
         let read = async {
             loop {
-                let mut head = [0u8; 2];
-                self.stream.read_exact(&mut head).await.ok()?;
-                let len = match head[1] & 0x7F {
-                    126 => u64::from(self.stream.read_u16().await.ok()?),
-                    127 => self.stream.read_u64().await.ok()?,
-                    len => u64::from(len),
-                };
-                let mut payload = vec![0u8; len as usize];
-                self.stream.read_exact(&mut payload).await.ok()?;
-                if head[0] & 0x0F == 0x8 {
-                    return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                let (opcode, payload) = self.read_frame().await?;
+                if opcode == 0x8 {
+                    return close_code_of(&payload);
                 }
             }
         };
         tokio::time::timeout(wait, read).await.ok().flatten()
     }
+
+    /// One unmasked server frame: its opcode and payload; `None` when the connection ends.
+    async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let mut head = [0u8; 2];
+        self.stream.read_exact(&mut head).await.ok()?;
+        let len = match head[1] & 0x7F {
+            126 => u64::from(self.stream.read_u16().await.ok()?),
+            127 => self.stream.read_u64().await.ok()?,
+            len => u64::from(len),
+        };
+        let mut payload = vec![0u8; usize::try_from(len).ok()?];
+        self.stream.read_exact(&mut payload).await.ok()?;
+        Some((head[0] & 0x0F, payload))
+    }
+}
+
+/// The status code a close frame's payload starts with, if it has one.
+fn close_code_of(payload: &[u8]) -> Option<u16> {
+    payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]))
 }
