@@ -43,7 +43,8 @@ pub struct UserWithCompany<'a> {
     pub company: &'a CompanyId,
 }
 
-/// An agent's availability. Every agent is `available` when their first connection opens.
+/// An agent's availability: the one they chose (stored; `available` until they first choose),
+/// shown as `busy` while they are a party of a browser call in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentStatus {
@@ -51,6 +52,24 @@ pub enum AgentStatus {
     Busy,
     Away,
     Offline,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Busy => "busy",
+            Self::Away => "away",
+            Self::Offline => "offline",
+        }
+    }
+
+    /// The status stored under this name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Available, Self::Busy, Self::Away, Self::Offline]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// A frame a client may send. Unknown `type`s become [`ClientMessage::Unknown`].
@@ -84,6 +103,9 @@ pub enum ClientMessage {
         note: Option<String>,
     },
     CallAccept {
+        call_id: CallId,
+    },
+    CallDecline {
         call_id: CallId,
     },
     CallEnd {
@@ -320,6 +342,17 @@ pub enum ServerMessage<'a> {
     CallQueued {
         call_id: &'a CallId,
         position: usize,
+        agents_available: usize,
+    },
+    /// To a waiting customer whenever their place in line or the number of free agents changes.
+    QueuePosition {
+        call_id: &'a CallId,
+        position: usize,
+        agents_available: usize,
+    },
+    /// To an agent's connections: an offer they declined is gone from their screen.
+    CallWithdrawn {
+        call_id: &'a CallId,
     },
     IncomingCall {
         call_id: &'a CallId,

@@ -1,6 +1,15 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    agent_statuses (company, user_id) {
+        company -> Text,
+        user_id -> Text,
+        status -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
     calendar_connections (company, user_id) {
         company -> Text,
         user_id -> Text,
@@ -133,6 +142,7 @@ diesel::joinable!(call_events -> calls (call_id));
 diesel::joinable!(call_keys -> calls (call_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    agent_statuses,
     calendar_connections,
     calendar_oauth_states,
     call_events,

@@ -43,7 +43,11 @@ async fn publish(
             let user_id = UserId::parse(&user_id)
                 .ok_or_else(|| AppError::invalid_message("user_id must be a user id"))?;
             let frame = encode(&ServerMessage::ServerMessage { data: &data, from: &from });
-            state.hubs.presence.send(DeliverToUser { company, user_id, frame }).await
+            state
+                .hubs
+                .presence
+                .send(DeliverToUser { company, user_id, except_conn: None, frame })
+                .await
         }
         _ => {
             return Err(AppError::invalid_message("give exactly one of \"room\" or \"user_id\""));

@@ -87,7 +87,12 @@ async fn ws_test(
         sender: &identity.user,
         timestamp: timestamp(Utc::now()),
     });
-    let delivery = DeliverToUser { company: identity.company.clone(), user_id: target, frame };
+    let delivery = DeliverToUser {
+        company: identity.company.clone(),
+        user_id: target,
+        except_conn: None,
+        frame,
+    };
     let delivered = state.hubs.presence.send(delivery).await.map_err(hub_unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "delivered": delivered })))
 }

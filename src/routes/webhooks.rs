@@ -204,6 +204,7 @@ async fn run_tool_calls(state: &AppState, message: &Value) -> Value {
             state.hubs.presence.do_send(DeliverToUser {
                 company: company.clone(),
                 user_id: user_id.clone(),
+                except_conn: None,
                 frame,
             });
         }

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::auth::{Identity, TokenRejected};
+use crate::db::{self, agent_status};
 use crate::error::ErrorCode;
 use crate::hubs::ReplyTo;
 use crate::hubs::connection::{CloseConnection, ConnectionHandle, Deliver};
@@ -38,8 +39,8 @@ use crate::ids::{ConnId, RoomName};
 use crate::limits::{InboundLimiter, Verdict};
 use crate::net::{CapGuard, SocketHandle, SocketLife};
 use crate::protocol::{
-    ClientMessage, CloseCode, Request, ServerMessage, UserWithCompany, decode, encode_reply,
-    error_frame,
+    AgentStatus, ClientMessage, CloseCode, Request, ServerMessage, UserWithCompany, decode,
+    encode_reply, error_frame,
 };
 use crate::state::SessionConfig;
 use crate::ws::guard::{Trip, Tripped};
@@ -172,18 +173,20 @@ impl WsSession {
         };
         self.user_slot = Some(slot);
         self.registered = true;
-        let connect = Connect {
-            company: identity.company.clone(),
-            user: identity.user.clone(),
-            handle: self.connection_handle(ctx),
-            connected_at: self.connected_at,
-        };
-        self.config
-            .hubs
-            .presence
-            .send(connect)
+        let handle = self.connection_handle(ctx);
+        self.chosen_status(&identity)
             .into_actor(self)
-            .map(move |result, act, ctx| match result {
+            .then(move |chosen, act, _| {
+                let connect = Connect {
+                    company: identity.company.clone(),
+                    user: identity.user.clone(),
+                    handle,
+                    connected_at: act.connected_at,
+                    chosen,
+                };
+                act.config.hubs.presence.send(connect).into_actor(act).map(|r, _, _| (r, identity))
+            })
+            .map(move |(result, identity), act, ctx| match result {
                 Ok(()) => act.greet(ctx, &identity, reference),
                 Err(e) => {
                     log::error!("presence hub unavailable: {e}");
@@ -191,6 +194,27 @@ impl WsSession {
                 }
             })
             .wait(ctx);
+    }
+
+    /// The status a staff user chose last time (customers have none). A failed read is only
+    /// logged: the agent starts `available`, as if they never chose.
+    fn chosen_status(
+        &self,
+        identity: &Identity,
+    ) -> impl Future<Output = Option<AgentStatus>> + use<> {
+        let staff = identity.role().is_staff();
+        let pool = self.config.pool.clone();
+        let (company, user_id) = (identity.company.clone(), identity.user.id.clone());
+        async move {
+            if !staff {
+                return None;
+            }
+            let read = db::run(&pool, move |conn| agent_status::chosen(conn, &company, &user_id));
+            read.await.unwrap_or_else(|e| {
+                log::warn!("reading an agent's chosen status failed: {e}");
+                None
+            })
+        }
     }
 
     /// The connection is in the directory: `connected`, the automatic `agents` room for staff,

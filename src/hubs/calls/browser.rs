@@ -23,6 +23,8 @@ pub struct BrowserCall {
     pub phase: Phase,
     /// Whether the call was offered to at least one agent (and so stored as `ringing`).
     pub offered: bool,
+    /// Agents who declined it: it is not offered to them again.
+    pub declined: Vec<UserId>,
 }
 
 /// Where a browser call is in its life. Each transition that changes the stored status first
@@ -103,8 +105,9 @@ impl BrowserCalls {
             *self.per_ip.entry(ip).or_default() += 1;
         }
         let phase = Phase::Creating;
-        let (agent, offered) = (None, false);
-        let call = BrowserCall { company, client_ip, customer, agent, note, phase, offered };
+        let (agent, offered, declined) = (None, false, Vec::new());
+        let call =
+            BrowserCall { company, client_ip, customer, agent, note, phase, offered, declined };
         self.live.insert(call_id.clone(), call);
         call_id
     }
@@ -150,10 +153,13 @@ impl BrowserCalls {
             .map_or(0, |i| i + 1)
     }
 
-    pub fn dequeue(&mut self, company: &CompanyId, call_id: &CallId) {
-        if let Some(queue) = self.queues.get_mut(company) {
-            queue.retain(|id| id != call_id);
-        }
+    /// Takes a call out of its company's queue; answers the calls that were behind it (their
+    /// place in line just moved up).
+    pub fn dequeue(&mut self, company: &CompanyId, call_id: &CallId) -> Vec<CallId> {
+        let Some(queue) = self.queues.get_mut(company) else { return Vec::new() };
+        let Some(at) = queue.iter().position(|id| id == call_id) else { return Vec::new() };
+        queue.remove(at);
+        queue[at..].to_vec()
     }
 
     /// Puts a call back at the head of its queue (an accept that could not be stored).
@@ -161,11 +167,12 @@ impl BrowserCalls {
         self.queues.entry(company.clone()).or_default().insert(0, call_id);
     }
 
-    /// Drops every trace of a call.
-    pub fn forget(&mut self, call_id: &CallId) {
+    /// Drops every trace of a call; answers the calls that were behind it in the queue.
+    pub fn forget(&mut self, call_id: &CallId) -> Vec<CallId> {
+        let mut moved_up = Vec::new();
         if let Some(call) = self.live.remove(call_id) {
             self.open.remove(&(call.company.clone(), call.customer.id.clone()));
-            self.dequeue(&call.company, call_id);
+            moved_up = self.dequeue(&call.company, call_id);
             if let Some(ip) = call.client_ip
                 && let Some(count) = self.per_ip.get_mut(&ip)
             {
@@ -175,6 +182,7 @@ impl BrowserCalls {
                 }
             }
         }
+        moved_up
     }
 
     /// The calls a user is a party of.

@@ -22,10 +22,16 @@
 //! | [`CallChanged`] | [`record`], after a change is stored | `call_status_changed` to owner + agents |
 //! | [`RequestCall`] | a customer's session (`call_request`) | `call_queued` or `queue_full`; `incoming_call` to available agents |
 //! | [`AcceptCall`] | an agent's session (`call_accept`) | `call_accepted` to both parties, `call_taken` to the other agents, or `call_already_taken` |
+//! | [`DeclineCall`] | an agent's session (`call_decline`) | `call_withdrawn` to that agent's connections |
 //! | [`EndCall`] | a party's session (`call_end`) | `call_ended` to both parties, or `not_in_call` |
 //! | [`RelaySignal`] | a party's session (`webrtc_*`, `ice_candidate`) | the frame to the other party, or `not_in_call` |
 //! | [`IsParty`] | a customer's session (`join_room` of `call:<id>`) | whether the customer is a party |
-//! | [`PresenceEvent`] | the PresenceHub | offers to an agent who became available; the grace timer for a party who went offline |
+//! | [`PresenceEvent`] | the PresenceHub | offers to an agent who became available; `queue_position` when the number of available agents changes; the grace timer for a party who went offline |
+//!
+//! While an agent is a party of a call (from the moment their accept wins until it ends) the
+//! hub tells the PresenceHub ([`SetInCall`]), which shows them `busy` and stops offering them
+//! calls. A waiting customer hears `queue_position` whenever their place in line or the number
+//! of available agents changes.
 
 mod browser;
 mod status;
@@ -43,7 +49,7 @@ use self::browser::{BrowserCalls, Phase};
 use super::connection::{ReplyTo, SlowConsumer};
 use super::presence::{
     DeliverToAvailableAgents, DeliverToStaff, DeliverToStaffAndUser, DeliverToUser,
-    EvictSlowConsumer, IsOnline, PresenceEvent, PresenceHub,
+    EvictSlowConsumer, IsOnline, PresenceEvent, PresenceHub, SetInCall,
 };
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice, TERMINAL_RANK};
 use crate::config::CallsSettings;
@@ -69,12 +75,15 @@ pub struct CallHub {
     sent: HashMap<CallId, (i32, Instant)>,
     /// The browser calls that have not ended.
     calls: BrowserCalls,
+    /// Per company, how many agents are shown `available` (told by the PresenceHub).
+    agents_available: HashMap<CompanyId, usize>,
 }
 
 impl CallHub {
     pub fn new(presence: Addr<PresenceHub>, pool: DbPool, settings: CallsSettings) -> Self {
-        let (sent, calls) = (HashMap::new(), BrowserCalls::default());
-        Self { presence, pool, settings, sent, calls }
+        let (sent, calls, agents_available) =
+            (HashMap::new(), BrowserCalls::default(), HashMap::new());
+        Self { presence, pool, settings, sent, calls, agents_available }
     }
 
     /// Answers the requesting connection; a full mailbox there is a slow consumer.
@@ -99,7 +108,29 @@ impl CallHub {
 
     fn to_user(&self, company: &CompanyId, user_id: &UserId, frame: Frame) {
         let (company, user_id) = (company.clone(), user_id.clone());
-        self.presence.do_send(DeliverToUser { company, user_id, frame });
+        self.presence.do_send(DeliverToUser { company, user_id, except_conn: None, frame });
+    }
+
+    fn available_in(&self, company: &CompanyId) -> usize {
+        self.agents_available.get(company).copied().unwrap_or(0)
+    }
+
+    /// Tells the customers of these waiting calls where they stand.
+    fn tell_positions(&self, calls: &[CallId]) {
+        for call_id in calls {
+            let Some(call) = self.calls.in_phase(call_id, Phase::Waiting) else { continue };
+            let position = self.calls.position(&call.company, call_id);
+            let agents_available = self.available_in(&call.company);
+            let frame =
+                encode(&ServerMessage::QueuePosition { call_id, position, agents_available });
+            self.to_user(&call.company, &call.customer.id, frame);
+        }
+    }
+
+    /// Shows an agent `busy` while they are a party of a call, their chosen status after.
+    fn set_in_call(&self, company: &CompanyId, agent: &UserId, in_call: bool) {
+        let (company, user_id) = (company.clone(), agent.clone());
+        self.presence.do_send(SetInCall { company, user_id, in_call });
     }
 
     /// Stores a browser call's status through [`record_as`]; `then` sees the outcome here.
@@ -167,10 +198,11 @@ impl CallHub {
         }
         call.phase = Phase::Waiting;
         let position = self.calls.position(&company, &call_id);
+        let agents_available = self.available_in(&company);
         self.answer(
             &company,
             &reply_to,
-            &ServerMessage::CallQueued { call_id: &call_id, position },
+            &ServerMessage::CallQueued { call_id: &call_id, position, agents_available },
         );
         let id = call_id.clone();
         ctx.run_later(self.settings.queue_timeout(), move |hub, ctx| {
@@ -181,7 +213,7 @@ impl CallHub {
         self.offer(ctx, &call_id);
     }
 
-    /// Offers a waiting call to the company's available agents.
+    /// Offers a waiting call to the company's available agents (but those who declined it).
     fn offer(&mut self, ctx: &mut Context<Self>, call_id: &CallId) {
         let Some(call) = self.calls.in_phase(call_id, Phase::Waiting) else { return };
         let frame = encode(&ServerMessage::IncomingCall {
@@ -190,8 +222,9 @@ impl CallHub {
             note: call.note.as_deref(),
         });
         let id = call_id.clone();
+        let (company, except) = (call.company.clone(), call.declined.clone());
         self.presence
-            .send(DeliverToAvailableAgents { company: call.company.clone(), frame })
+            .send(DeliverToAvailableAgents { company, except, frame })
             .into_actor(self)
             .map(move |delivered, hub, ctx| {
                 if delivered.unwrap_or(0) > 0 {
@@ -205,6 +238,9 @@ impl CallHub {
     fn offer_waiting_to(&mut self, ctx: &mut Context<Self>, company: &CompanyId, agent: &UserId) {
         for call_id in self.calls.queue(company) {
             let Some(call) = self.calls.in_phase(&call_id, Phase::Waiting) else { continue };
+            if call.declined.contains(agent) {
+                continue;
+            }
             let incoming = ServerMessage::IncomingCall {
                 call_id: &call_id,
                 customer: &call.customer,
@@ -243,8 +279,11 @@ impl CallHub {
         if let Err(e) = result {
             log::error!("storing an accepted browser call failed: {e}");
             call.phase = Phase::Waiting;
-            call.agent = None;
+            if let Some(agent) = call.agent.take() {
+                self.set_in_call(&company, &agent.id, false);
+            }
             self.calls.requeue_first(&company, call_id);
+            self.tell_positions(&self.calls.queue(&company));
             let text = "storage is unavailable, try again";
             return self.answer_error(&company, &reply_to, ErrorCode::StorageUnavailable, text);
         }
@@ -270,6 +309,9 @@ impl CallHub {
         by: Option<&UserRef>,
     ) {
         let Some(call) = self.calls.get(call_id) else { return };
+        if let Some(agent) = &call.agent {
+            self.set_in_call(&call.company, &agent.id, false);
+        }
         let frame = encode(&ServerMessage::CallEnded { call_id, reason, by });
         self.to_user(&call.company, &call.customer.id, frame.clone());
         match (&call.agent, call.phase) {
@@ -280,7 +322,8 @@ impl CallHub {
             }
         }
         self.store_quietly(ctx, call_id, CallStatus::Ended, Some(reason));
-        self.calls.forget(call_id);
+        let moved_up = self.calls.forget(call_id);
+        self.tell_positions(&moved_up);
     }
 
     /// A party's last connection is gone: end its calls unless it is back within the grace.
@@ -357,7 +400,8 @@ impl Handler<RequestCall> for CallHub {
                 return self.answer_error(&company, &msg.reply_to, ErrorCode::InvalidMessage, text);
             }
             let position = self.calls.position(&company, call_id);
-            let queued = ServerMessage::CallQueued { call_id, position };
+            let agents_available = self.available_in(&company);
+            let queued = ServerMessage::CallQueued { call_id, position, agents_available };
             return self.answer(&company, &msg.reply_to, &queued);
         }
         if self.calls.waiting(&company) >= self.settings.max_queued_per_company() {
@@ -399,10 +443,12 @@ impl Handler<AcceptCall> for CallHub {
             let text = "another agent took this call";
             return self.answer_error(&company, &msg.reply_to, ErrorCode::CallAlreadyTaken, text);
         }
-        // Decided here: from now on every other accept is late.
+        // Decided here: from now on every other accept is late, and the agent is busy.
         call.phase = Phase::Accepting;
-        call.agent = Some(msg.agent);
-        self.calls.dequeue(&company, &msg.call_id);
+        call.agent = Some(msg.agent.clone());
+        self.set_in_call(&company, &msg.agent.id, true);
+        let moved_up = self.calls.dequeue(&company, &msg.call_id);
+        self.tell_positions(&moved_up);
         let (call_id, reply_to) = (msg.call_id, msg.reply_to);
         let id = call_id.clone();
         self.store(ctx, &call_id, CallStatus::InProgress, None, move |hub, _, result| {
@@ -434,7 +480,50 @@ impl Handler<EndCall> for CallHub {
             let text = "you are not a party of that call";
             return self.answer_error(&msg.company, &msg.reply_to, ErrorCode::NotInCall, text);
         }
-        self.finish(ctx, &msg.call_id, msg.reason.as_deref().unwrap_or("hangup"), Some(&msg.user));
+        // A customer who stops waiting cancels: nobody answered, nothing was hung up.
+        let waiting = self.calls.get(&msg.call_id).is_some_and(|c| c.agent.is_none());
+        let reason = match msg.reason.as_deref() {
+            _ if waiting => "canceled",
+            Some(reason) => reason,
+            None => "hangup",
+        };
+        self.finish(ctx, &msg.call_id, reason, Some(&msg.user));
+    }
+}
+
+/// An offered agent declines a waiting call (`call_decline`): the offer is withdrawn from that
+/// agent only (`call_withdrawn` to their connections); the others keep it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeclineCall {
+    pub company: CompanyId,
+    pub call_id: CallId,
+    pub reply_to: ReplyTo,
+}
+
+impl Handler<DeclineCall> for CallHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeclineCall, _: &mut Context<Self>) {
+        let company = msg.company;
+        let call = self.calls.get_mut(&msg.call_id).filter(|c| c.company == company);
+        let Some(call) = call.filter(|c| c.phase == Phase::Waiting) else {
+            let text = "no such call waiting";
+            return self.answer_error(&company, &msg.reply_to, ErrorCode::NotFound, text);
+        };
+        let agent = msg.reply_to.user_id.clone();
+        if !call.declined.contains(&agent) {
+            call.declined.push(agent.clone());
+        }
+        let withdrawn = ServerMessage::CallWithdrawn { call_id: &msg.call_id };
+        self.answer(&company, &msg.reply_to, &withdrawn);
+        // The decliner's other tabs drop the offer too (the asking one already has its answer).
+        self.presence.do_send(DeliverToUser {
+            company,
+            user_id: agent,
+            except_conn: Some(msg.reply_to.conn.id),
+            frame: encode(&withdrawn),
+        });
     }
 }
 
@@ -511,6 +600,10 @@ impl Handler<PresenceEvent> for CallHub {
             }
             PresenceEvent::UserOffline { company, user_id } => {
                 self.end_after_grace(ctx, company, user_id)
+            }
+            PresenceEvent::AvailableAgents { company, count } => {
+                self.agents_available.insert(company.clone(), count);
+                self.tell_positions(&self.calls.queue(&company));
             }
             PresenceEvent::ConnectionClosed { .. } => {}
         }

@@ -1,8 +1,9 @@
-//! Browser-call frames: `call_request` (customers), `call_accept` (staff), `call_end` and the
-//! WebRTC signaling frames (the parties). The CallHub decides everything else.
+//! Browser-call frames: `call_request` (customers), `call_accept` and `call_decline` (staff),
+//! `call_end` and the WebRTC signaling frames (the parties). The CallHub decides everything
+//! else.
 
 use super::Asked;
-use crate::hubs::calls::{AcceptCall, EndCall, RelaySignal, RequestCall, Signal};
+use crate::hubs::calls::{AcceptCall, DeclineCall, EndCall, RelaySignal, RequestCall, Signal};
 use crate::ids::CallId;
 use crate::net::ip_key;
 use crate::user::{Role, clean_text};
@@ -33,6 +34,15 @@ impl WsSession {
         let Some(reply_to) = self.reply_to(ctx, asked.reference) else { return };
         let (company, agent) = (asked.identity.company, asked.identity.user);
         self.config.hubs.calls.do_send(AcceptCall { company, agent, call_id, reply_to });
+    }
+
+    pub(super) fn decline_call(&mut self, ctx: &mut Ctx, asked: Asked, call_id: CallId) {
+        if !asked.permit(ctx, asked.identity.role().is_staff(), "only agents decline calls") {
+            return;
+        }
+        let Some(reply_to) = self.reply_to(ctx, asked.reference) else { return };
+        let company = asked.identity.company;
+        self.config.hubs.calls.do_send(DeclineCall { company, call_id, reply_to });
     }
 
     pub(super) fn end_call(

@@ -55,7 +55,12 @@ impl WsSession {
                 );
                 let frame = calendar::executed_frame(call_id, name, &arguments, &result, None);
                 let (company, user_id) = (asked.identity.company, asked.identity.user.id);
-                act.config.hubs.presence.do_send(DeliverToUser { company, user_id, frame });
+                act.config.hubs.presence.do_send(DeliverToUser {
+                    company,
+                    user_id,
+                    except_conn: None,
+                    frame,
+                });
             })
             .spawn(ctx);
     }

@@ -8,7 +8,7 @@
 //! | connection | `ping`, `auth` (refresh), `get_connection_info` | [`connection`] |
 //! | rooms | `join_room`, `leave_room`, `get_room_members`, `publish` | [`rooms`] |
 //! | presence | `get_online_users`, `agent_status` | [`presence`] |
-//! | calls | `call_request`, `call_accept`, `call_end`, `webrtc_*`, `ice_candidate` | [`calls`] |
+//! | calls | `call_request`, `call_accept`, `call_decline`, `call_end`, `webrtc_*`, `ice_candidate` | [`calls`] |
 //! | functions | `function_call` | [`functions`] |
 //! | chat | `send_message`, `typing`, `mark_read` | [`chat`] |
 
@@ -73,6 +73,7 @@ impl WsSession {
             ClientMessage::AgentStatus { status } => self.set_agent_status(ctx, asked, status),
             ClientMessage::CallRequest { note } => self.request_call(ctx, asked, note),
             ClientMessage::CallAccept { call_id } => self.accept_call(ctx, asked, call_id),
+            ClientMessage::CallDecline { call_id } => self.decline_call(ctx, asked, call_id),
             ClientMessage::CallEnd { call_id, reason } => {
                 self.end_call(ctx, asked, call_id, reason)
             }

@@ -17,7 +17,8 @@
 //! | [`Disconnect`] | a session's `stopping()` | — (idempotent; always announced) |
 //! | [`EvictSlowConsumer`] | any hub whose delivery found a full mailbox | — (closes it with 4009) |
 //! | [`Subscribe`] | startup, for each hub that needs [`PresenceEvent`]s | — |
-//! | [`SetAgentStatus`] | a session (`agent_status`) | `agent_status_changed` to the company's agents |
+//! | [`SetAgentStatus`] | a session (`agent_status`), once stored | `agent_status_changed` to the company's agents |
+//! | [`SetInCall`] | `CallHub` | the agent shown `busy` while in a browser call, then their chosen status |
 //! | [`SendOnlineUsers`] | a session (`get_online_users`) | `online_users` to the asking connection |
 //! | [`DeliverToUser`] | hubs, REST handlers | connections reached |
 //! | [`DeliverToStaff`] | `CallHub` | connections reached |
@@ -36,6 +37,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+mod status;
+
+pub use status::{DeliverToAvailableAgents, SetAgentStatus, SetInCall};
+
+use std::collections::HashSet;
+
+use self::status::shown_status;
 use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
 use crate::chat::ConversationId;
 use crate::ids::{CompanyId, ConnId, UserId};
@@ -51,9 +59,11 @@ pub enum PresenceEvent {
     ConnectionClosed { company: CompanyId, conn: ConnId },
     /// A user's last connection is gone.
     UserOffline { company: CompanyId, user_id: UserId },
-    /// An agent is available: a connection opened with status `available`, or the status was
-    /// set to `available`.
+    /// An agent became available: came online, chose `available`, or left a call, and is
+    /// shown `available` now.
     AgentAvailable { company: CompanyId, user_id: UserId },
+    /// How many of the company's agents are shown `available` changed (§6 `agents_available`).
+    AvailableAgents { company: CompanyId, count: usize },
 }
 
 /// The directory actor. See the module docs.
@@ -65,6 +75,9 @@ pub struct PresenceHub {
     connections: usize,
     /// Customers who came or went since the last `presence_batch`, per company.
     customer_changes: HashMap<CompanyId, CustomerChanges>,
+    /// Agents who are a party of a browser call in progress (told by the `CallHub`): shown
+    /// `busy`, not offered calls. Kept apart from the directory: it outlives a reconnect.
+    in_call: HashSet<(CompanyId, UserId)>,
 }
 
 /// How often customers' comings and goings are told to the company's agents.
@@ -99,12 +112,15 @@ struct Directory {
     users: HashMap<UserId, OnlineEntry>,
     /// Every connection of an agent or admin: "the company's agents".
     staff: HashMap<ConnId, (UserId, ConnectionHandle)>,
+    /// The online agents shown `available`: who is offered calls, and how many (§6).
+    available: HashSet<UserId>,
 }
 
 struct OnlineEntry {
     user: UserRef,
-    /// Agents and admins only; customers have none.
-    status: Option<AgentStatus>,
+    /// The status the agent chose (agents and admins only; customers have none). What others
+    /// see can differ: `busy` while in a call (see `status.rs`).
+    chosen: Option<AgentStatus>,
     connections: HashMap<ConnId, Connection>,
 }
 
@@ -145,6 +161,7 @@ impl PresenceHub {
                 continue;
             }
             if let Some(gone) = directory.users.remove(&user_id) {
+                self.refresh_availability(company, &user_id);
                 let slow = self.went_offline(company, gone);
                 pending.extend(slow.into_iter().map(|s| (s.user_id, s.conn, true)));
             }
@@ -230,6 +247,8 @@ pub struct Connect {
     pub user: UserRef,
     pub handle: ConnectionHandle,
     pub connected_at: DateTime<Utc>,
+    /// The status an agent chose last time (stored); `None`: `available`.
+    pub chosen: Option<AgentStatus>,
 }
 
 impl Handler<Connect> for PresenceHub {
@@ -243,13 +262,12 @@ impl Handler<Connect> for PresenceHub {
             first_connection = true;
             OnlineEntry {
                 user: msg.user.clone(),
-                status: is_staff.then_some(AgentStatus::Available),
+                chosen: is_staff.then_some(msg.chosen.unwrap_or(AgentStatus::Available)),
                 connections: HashMap::new(),
             }
         });
         let conn = msg.handle.id;
-        let status = entry.status;
-        let available = status == Some(AgentStatus::Available);
+        let status = shown_status(&self.in_call, &msg.company, &msg.user.id, entry.chosen);
         entry.connections.insert(
             conn,
             Connection { handle: msg.handle.clone(), connected_at: msg.connected_at },
@@ -272,7 +290,9 @@ impl Handler<Connect> for PresenceHub {
         }
         if is_staff {
             directory.staff.insert(conn, (msg.user.id.clone(), msg.handle));
-            if available {
+            self.refresh_availability(&msg.company, &msg.user.id);
+            // Every new connection of an available agent hears the calls still waiting.
+            if status == Some(AgentStatus::Available) {
                 let user_id = msg.user.id.clone();
                 announce(
                     &self.subscribers,
@@ -335,47 +355,6 @@ impl Handler<Subscribe> for PresenceHub {
     }
 }
 
-/// An agent or admin sets their status; the company's agents hear `agent_status_changed`
-/// (the requesting connection gets it with its `ref`).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetAgentStatus {
-    pub company: CompanyId,
-    pub status: AgentStatus,
-    pub reply_to: ReplyTo,
-}
-
-impl Handler<SetAgentStatus> for PresenceHub {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetAgentStatus, _: &mut Context<Self>) {
-        let (user_id, conn) = (&msg.reply_to.user_id, msg.reply_to.conn.id);
-        let Some(directory) = self.companies.get_mut(&msg.company) else {
-            return;
-        };
-        let Some(entry) = directory.users.get_mut(user_id) else {
-            return;
-        };
-        if !entry.connections.contains_key(&conn) {
-            return;
-        }
-        entry.status = Some(msg.status);
-        if msg.status == AgentStatus::Available {
-            let user_id = user_id.clone();
-            announce(
-                &self.subscribers,
-                PresenceEvent::AgentAvailable { company: msg.company.clone(), user_id },
-            );
-        }
-        let changed = ServerMessage::AgentStatusChanged { user_id, status: msg.status };
-        let mut slow = Vec::new();
-        let others = directory.staff.iter().filter(|(c, _)| **c != conn);
-        fan_out(others.map(|(_, (u, h))| (u, h)), &encode(&changed), &mut slow);
-        msg.reply_to.reply(&changed, &mut slow);
-        self.evict(&msg.company, slow);
-    }
-}
-
 /// `get_online_users`: answers the requesting connection with `online_users`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -396,7 +375,7 @@ impl Handler<SendOnlineUsers> for PresenceHub {
             .values()
             .map(|e| OnlineUser {
                 user: &e.user,
-                status: e.status,
+                status: shown_status(&self.in_call, &msg.company, &e.user.id, e.chosen),
                 connections: e.connections.len(),
             })
             .collect();
@@ -413,6 +392,8 @@ impl Handler<SendOnlineUsers> for PresenceHub {
 pub struct DeliverToUser {
     pub company: CompanyId,
     pub user_id: UserId,
+    /// Leave out this connection (the one that asked, and got its own answer).
+    pub except_conn: Option<ConnId>,
     pub frame: Frame,
 }
 
@@ -425,8 +406,9 @@ impl Handler<DeliverToUser> for PresenceHub {
             return 0;
         };
         let mut slow = Vec::new();
-        let targets = entry.connections.values().map(|c| (&msg.user_id, &c.handle));
-        let delivered = fan_out(targets, &msg.frame, &mut slow);
+        let targets = entry.connections.iter().filter(|(conn, _)| Some(**conn) != msg.except_conn);
+        let delivered =
+            fan_out(targets.map(|(_, c)| (&msg.user_id, &c.handle)), &msg.frame, &mut slow);
         self.evict(&msg.company, slow);
         delivered
     }
@@ -451,30 +433,6 @@ impl Handler<DeliverToStaff> for PresenceHub {
         };
         let mut slow = Vec::new();
         let targets = directory.staff.values().filter(|(u, _)| msg.except_user.as_ref() != Some(u));
-        let delivered = fan_out(targets.map(|(u, h)| (u, h)), &msg.frame, &mut slow);
-        self.evict(&msg.company, slow);
-        delivered
-    }
-}
-
-/// Delivers a frame to the connections of the company's agents whose status is `available`.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct DeliverToAvailableAgents {
-    pub company: CompanyId,
-    pub frame: Frame,
-}
-
-impl Handler<DeliverToAvailableAgents> for PresenceHub {
-    type Result = usize;
-
-    fn handle(&mut self, msg: DeliverToAvailableAgents, _: &mut Context<Self>) -> usize {
-        let Some(directory) = self.companies.get(&msg.company) else { return 0 };
-        let available = |user_id: &UserId| {
-            directory.users.get(user_id).is_some_and(|e| e.status == Some(AgentStatus::Available))
-        };
-        let mut slow = Vec::new();
-        let targets = directory.staff.values().filter(|(u, _)| available(u));
         let delivered = fan_out(targets.map(|(u, h)| (u, h)), &msg.frame, &mut slow);
         self.evict(&msg.company, slow);
         delivered
