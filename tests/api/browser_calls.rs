@@ -348,3 +348,174 @@ async fn a_restart_ends_the_browser_calls_it_left_open() {
     assert_eq!(call["ended_reason"], "server-restart");
     assert_eq!(call["events"].as_array().unwrap().last().unwrap()["applied"], true);
 }
+
+/// What `ann` looks like to a teammate now, from `get_online_users`.
+async fn shown_status(teammate: &mut WsClient, user_id: &str) -> Value {
+    let list = teammate.ask(json!({"type": "get_online_users", "ref": "who"})).await;
+    let users = list["users"].as_array().unwrap();
+    let user = users.iter().find(|u| u["user"]["id"] == user_id || u["id"] == user_id);
+    let user = user.unwrap_or_else(|| panic!("{user_id} not online: {list}"));
+    user["status"].clone()
+}
+
+/// Reads `agent_status_changed` frames until `user_id` is shown `status`.
+async fn until_shown(teammate: &mut WsClient, user_id: &str, status: &str) {
+    loop {
+        let changed = teammate.next_of_type("agent_status_changed").await;
+        if changed["user_id"] == user_id && changed["status"] == status {
+            return;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_chosen_status_is_kept_across_reconnects_and_restarts() {
+    let app = spawn_app().await;
+    let mut ann = app.agent("ann", "acme").await;
+    let mut bob = app.agent("bob", "acme").await;
+    let answer = ann.ask(json!({"type": "agent_status", "status": "away", "ref": 1})).await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["status"].as_str()),
+        (Some("agent_status_changed"), Some("away"))
+    );
+    ann.close().await;
+
+    let mut ann = app.agent("ann", "acme").await;
+    assert_eq!(shown_status(&mut bob, "ann").await, "away", "a reconnect keeps the choice");
+    let mut visitor = customer(&app, "guest-1", "acme").await;
+    let call_id = request_call(&mut visitor, "").await;
+    next_for(&mut bob, "incoming_call", &call_id).await;
+    expect_no(&mut ann, "incoming_call").await;
+
+    let restarted = crate::helpers::spawn_app_on_database(
+        &app.db_url,
+        &["--jwt-secret", crate::helpers::TEST_SECRET],
+    )
+    .await;
+    let _ann = restarted.agent("ann", "acme").await;
+    let mut cy = restarted.agent("cy", "acme").await;
+    assert_eq!(shown_status(&mut cy, "ann").await, "away", "a restart keeps it too");
+    assert_eq!(shown_status(&mut cy, "cy").await, "available", "a new agent starts available");
+}
+
+#[actix_web::test]
+async fn an_agent_in_a_call_is_busy_and_not_offered_until_it_ends() {
+    let app = spawn_app().await;
+    let mut ann = app.agent("ann", "acme").await;
+    let mut bob = app.agent("bob", "acme").await;
+    let mut first = customer(&app, "guest-1", "acme").await;
+    let call_id = call_in_progress(&mut ann, &mut first).await;
+    until_shown(&mut bob, "ann", "busy").await;
+
+    // A second caller is offered to bob only, and is told one agent is free.
+    let mut second = customer(&app, "guest-2", "acme").await;
+    let queued = second.ask(json!({"type": "call_request", "ref": "q"})).await;
+    assert_eq!(queued["agents_available"], 1, "{queued}");
+    let waiting = queued["call_id"].as_str().unwrap().to_owned();
+    next_for(&mut bob, "incoming_call", &waiting).await;
+    expect_no(&mut ann, "incoming_call").await;
+
+    // A choice made during the call is kept, but the call still shows busy ...
+    let answer = ann.ask(json!({"type": "agent_status", "status": "away", "ref": "a"})).await;
+    assert_eq!(answer["status"], "busy", "{answer}");
+    ann.ask(json!({"type": "agent_status", "status": "available", "ref": "b"})).await;
+    // ... and returns when the call ends: ann is available again and hears the waiting call.
+    ann.send_json(json!({"type": "call_end", "call_id": call_id})).await;
+    until_shown(&mut bob, "ann", "available").await;
+    next_for(&mut ann, "incoming_call", &waiting).await;
+    let moved = next_for(&mut second, "queue_position", &waiting).await;
+    assert_eq!(moved["agents_available"], 2, "{moved}");
+}
+
+#[actix_web::test]
+async fn a_declined_offer_is_withdrawn_from_that_agent_only() {
+    let app = spawn_app().await;
+    let mut ann = app.agent("ann", "acme").await;
+    let mut ann_tab = app.agent("ann", "acme").await;
+    let mut bob = app.agent("bob", "acme").await;
+    let mut visitor = customer(&app, "guest-1", "acme").await;
+    let call_id = request_call(&mut visitor, "").await;
+    for agent in [&mut ann, &mut ann_tab, &mut bob] {
+        next_for(agent, "incoming_call", &call_id).await;
+    }
+
+    let declined = ann.ask(json!({"type": "call_decline", "call_id": call_id, "ref": "d"})).await;
+    assert_eq!(declined, json!({"type": "call_withdrawn", "call_id": call_id, "ref": "d"}));
+    next_for(&mut ann_tab, "call_withdrawn", &call_id).await;
+    expect_no(&mut bob, "call_withdrawn").await;
+    // Coming back to available does not offer it to ann again.
+    ann.ask(json!({"type": "agent_status", "status": "away", "ref": 1})).await;
+    ann.ask(json!({"type": "agent_status", "status": "available", "ref": 2})).await;
+    expect_no(&mut ann, "incoming_call").await;
+    // Bob still can take it.
+    bob.send_json(json!({"type": "call_accept", "call_id": call_id})).await;
+    next_for(&mut visitor, "call_accepted", &call_id).await;
+
+    let gone = ann.ask(json!({"type": "call_decline", "call_id": call_id, "ref": 3})).await;
+    assert_eq!(gone["code"], "not_found", "only a waiting call can be declined");
+    let as_customer =
+        visitor.ask(json!({"type": "call_decline", "call_id": call_id, "ref": 4})).await;
+    assert_eq!(as_customer["code"], "forbidden");
+}
+
+#[actix_web::test]
+async fn a_waiting_customer_can_cancel() {
+    let app = spawn_app().await;
+    let mut ann = app.agent("ann", "acme").await;
+    let mut visitor = customer(&app, "guest-1", "acme").await;
+    let call_id = request_call(&mut visitor, "").await;
+    next_for(&mut ann, "incoming_call", &call_id).await;
+
+    visitor.send_json(json!({"type": "call_end", "call_id": call_id, "reason": "hangup"})).await;
+    for client in [&mut visitor, &mut ann] {
+        assert_eq!(next_for(client, "call_ended", &call_id).await["reason"], "canceled");
+    }
+    let agent = app.token("ann", Role::Agent, "acme");
+    let path = format!("/api/v1/calls/{call_id}");
+    for _ in 0..50 {
+        let (_, call) = app.get(&path, Some(&agent)).await;
+        if call["status"] == "ended" {
+            assert_eq!(call["ended_reason"], "canceled");
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the canceled call was not stored as ended");
+}
+
+/// Reads `queue_position` frames for `call_id` until one says `position` and `agents`.
+async fn until_position(customer: &mut WsClient, call_id: &str, position: u64, agents: u64) {
+    loop {
+        let frame = next_for(customer, "queue_position", call_id).await;
+        if frame["position"] == position && frame["agents_available"] == agents {
+            return;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_waiting_customer_hears_the_line_move_and_how_many_agents_are_free() {
+    let app = spawn_app().await;
+    let mut first = customer(&app, "guest-1", "acme").await;
+    let mut second = customer(&app, "guest-2", "acme").await;
+    let one = first.ask(json!({"type": "call_request", "ref": 1})).await;
+    assert_eq!((&one["position"], &one["agents_available"]), (&json!(1), &json!(0)), "{one}");
+    let two = second.ask(json!({"type": "call_request", "ref": 2})).await;
+    assert_eq!((&two["position"], &two["agents_available"]), (&json!(2), &json!(0)), "{two}");
+    let (one, two) = (one["call_id"].as_str().unwrap(), two["call_id"].as_str().unwrap());
+
+    // Two agents come online, both free.
+    let mut ann = app.agent("ann", "acme").await;
+    let mut bob = app.agent("bob", "acme").await;
+    until_position(&mut first, one, 1, 2).await;
+    until_position(&mut second, two, 2, 2).await;
+    // Ann takes the first call: the second moves up, one agent is free; bob takes that one:
+    // nobody is free.
+    ann.send_json(json!({"type": "call_accept", "call_id": one})).await;
+    until_position(&mut second, two, 1, 1).await;
+    bob.send_json(json!({"type": "call_accept", "call_id": two})).await;
+    next_for(&mut second, "call_accepted", two).await;
+    let mut third = customer(&app, "guest-3", "acme").await;
+    let three = third.ask(json!({"type": "call_request", "ref": 3})).await;
+    assert_eq!((&three["position"], &three["agents_available"]), (&json!(1), &json!(0)));
+}

@@ -14,21 +14,6 @@ async fn customer(app: &TestApp, sub: &str) -> WsClient {
     app.connect(&app.token(sub, Role::Customer, "acme")).await
 }
 
-/// Sends a request and returns its answer (the frame echoing its `ref`), skipping the rest.
-async fn ask(ws: &mut WsClient, mut frame: Value) -> Value {
-    if frame.get("ref").is_none() {
-        frame["ref"] = json!(uuid::Uuid::new_v4().simple().to_string());
-    }
-    let wanted = frame["ref"].clone();
-    ws.send_json(frame).await;
-    loop {
-        let answer = ws.next_json().await;
-        if answer["ref"] == wanted {
-            return answer;
-        }
-    }
-}
-
 /// The next frame of `kind`, skipping presence and other noise.
 async fn next(ws: &mut WsClient, kind: &str) -> Value {
     ws.next_of_type(kind).await
@@ -100,7 +85,7 @@ async fn only_participants_ever_see_a_conversation() {
     let mut other_company = app.agent("ann", "globex").await;
     let mut carl = app.agent("carl", "acme").await;
     let mut ann = app.agent("ann", "acme").await;
-    ask(&mut visitor, json!({"type": "send_message", "text": "private"})).await;
+    visitor.ask(json!({"type": "send_message", "text": "private"})).await;
 
     // Customers only ever name their own support conversation.
     for frame in [
@@ -110,15 +95,15 @@ async fn only_participants_ever_see_a_conversation() {
         json!({"type": "mark_read", "conversation": "support:guest-1", "seq": 1, "ref": 4}),
         json!({"type": "typing", "conversation": "support:guest-1", "active": true, "ref": 5}),
     ] {
-        let answer = ask(&mut other_visitor, frame.clone()).await;
+        let answer = other_visitor.ask(frame.clone()).await;
         assert_eq!(answer["code"], "not_found", "{frame}: {answer}");
     }
     // Staff must name a conversation or a user.
-    let answer = ask(&mut carl, json!({"type": "send_message", "text": "x", "ref": 6})).await;
+    let answer = carl.ask(json!({"type": "send_message", "text": "x", "ref": 6})).await;
     assert_eq!(answer["code"], "invalid_message");
     // A direct conversation is its two members' only.
-    ask(&mut ann, json!({"type": "send_message", "to": "bob", "text": "lunch?"})).await;
-    let answer = ask(&mut carl, json!({"type": "send_message", "conversation": "direct:ann:bob", "text": "me too", "ref": 7})).await;
+    ann.ask(json!({"type": "send_message", "to": "bob", "text": "lunch?"})).await;
+    let answer = carl.ask(json!({"type": "send_message", "conversation": "direct:ann:bob", "text": "me too", "ref": 7})).await;
     assert_eq!(answer["code"], "not_found");
 
     // REST: the same rule, 404 never 403.
@@ -151,18 +136,16 @@ async fn to_names_a_customers_support_or_a_teammates_direct_conversation() {
     let mut visitor = customer(&app, "guest-1").await;
     // Staff may write first to a connected customer.
     let sent =
-        ask(&mut ann, json!({"type": "send_message", "to": "guest-1", "text": "Can I help?"}))
-            .await;
+        ann.ask(json!({"type": "send_message", "to": "guest-1", "text": "Can I help?"})).await;
     assert_eq!(sent["message"]["conversation"], "support:guest-1");
     assert_eq!(next(&mut visitor, "message").await["message"]["text"], "Can I help?");
     // A teammate: the direct conversation, ids in byte order, seen by the two of them only.
-    let direct =
-        ask(&mut bob, json!({"type": "send_message", "to": "ann", "text": "coffee?"})).await;
+    let direct = bob.ask(json!({"type": "send_message", "to": "ann", "text": "coffee?"})).await;
     assert_eq!(direct["message"]["conversation"], "direct:ann:bob");
     assert_eq!(next(&mut ann, "message").await["message"]["text"], "coffee?");
     expect_no_chat(&mut visitor).await;
     // Someone unknown: not found.
-    let unknown = ask(&mut ann, json!({"type": "send_message", "to": "nobody", "text": "x"})).await;
+    let unknown = ann.ask(json!({"type": "send_message", "to": "nobody", "text": "x"})).await;
     assert_eq!(unknown["code"], "not_found");
 }
 
@@ -171,8 +154,8 @@ async fn a_retried_send_is_stored_once() {
     let app = spawn_app().await;
     let mut visitor = customer(&app, "guest-1").await;
     let frame = json!({"type": "send_message", "text": "once", "client_id": "k1"});
-    let first = ask(&mut visitor, frame.clone()).await["message"].clone();
-    let again = ask(&mut visitor, frame).await["message"].clone();
+    let first = visitor.ask(frame.clone()).await["message"].clone();
+    let again = visitor.ask(frame).await["message"].clone();
     assert_eq!(first, again);
     // Over REST: 201, then 200 with the same message.
     let token = app.token("guest-1", Role::Customer, "acme");
@@ -260,13 +243,11 @@ async fn read_marks_are_answered_shown_and_never_move_back() {
     let mut anns_tab = app.agent("ann", "acme").await;
     let mut visitor = customer(&app, "guest-1").await;
     for i in 0..5 {
-        ask(&mut visitor, json!({"type": "send_message", "text": format!("m{i}")})).await;
+        visitor.ask(json!({"type": "send_message", "text": format!("m{i}")})).await;
     }
-    let marked = ask(
-        &mut ann,
-        json!({"type": "mark_read", "conversation": "support:guest-1", "seq": 3, "ref": "r"}),
-    )
-    .await;
+    let marked = ann
+        .ask(json!({"type": "mark_read", "conversation": "support:guest-1", "seq": 3, "ref": "r"}))
+        .await;
     assert_eq!(
         marked,
         json!({"type": "read_marked", "conversation": "support:guest-1", "seq": 3, "unread": 2, "ref": "r"})
@@ -277,12 +258,10 @@ async fn read_marks_are_answered_shown_and_never_move_back() {
     assert_eq!(next(&mut anns_tab, "conversation_read").await["seq"], 3);
     // Never back; never past the newest message.
     let back =
-        ask(&mut ann, json!({"type": "mark_read", "conversation": "support:guest-1", "seq": 1}))
-            .await;
+        ann.ask(json!({"type": "mark_read", "conversation": "support:guest-1", "seq": 1})).await;
     assert_eq!((back["seq"].as_i64(), back["unread"].as_i64()), (Some(3), Some(2)));
     let past =
-        ask(&mut ann, json!({"type": "mark_read", "conversation": "support:guest-1", "seq": 99}))
-            .await;
+        ann.ask(json!({"type": "mark_read", "conversation": "support:guest-1", "seq": 99})).await;
     assert_eq!((past["seq"].as_i64(), past["unread"].as_i64()), (Some(5), Some(0)));
     // Over REST, pushed the same way.
     let token = app.token("guest-1", Role::Customer, "acme");
@@ -301,14 +280,13 @@ async fn the_inbox_is_latest_first_with_unread_counts_and_pages() {
     let _bob = app.agent("bob", "acme").await;
     for guest in ["guest-1", "guest-2", "guest-3"] {
         let mut visitor = customer(&app, guest).await;
-        ask(&mut visitor, json!({"type": "send_message", "text": format!("hi from {guest}")}))
-            .await;
-        ask(&mut visitor, json!({"type": "send_message", "text": "anyone?"})).await;
+        visitor.ask(json!({"type": "send_message", "text": format!("hi from {guest}")})).await;
+        visitor.ask(json!({"type": "send_message", "text": "anyone?"})).await;
         // Activity times are milliseconds: keep them apart.
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
-    ask(&mut ann, json!({"type": "send_message", "to": "bob", "text": "psst"})).await;
-    ask(&mut ann, json!({"type": "mark_read", "conversation": "support:guest-2", "seq": 2})).await;
+    ann.ask(json!({"type": "send_message", "to": "bob", "text": "psst"})).await;
+    ann.ask(json!({"type": "mark_read", "conversation": "support:guest-2", "seq": 2})).await;
     let token = app.token("ann", Role::Agent, "acme");
     let (_, inbox) = app.get("/api/v1/conversations", Some(&token)).await;
     let list = inbox["conversations"].as_array().unwrap();
@@ -412,12 +390,12 @@ async fn sending_is_rate_limited_per_user() {
 async fn what_was_said_survives_a_restart_and_a_client_catches_up() {
     let app = spawn_app().await;
     let mut visitor = customer(&app, "guest-1").await;
-    ask(&mut visitor, json!({"type": "send_message", "text": "before the restart"})).await;
+    visitor.ask(json!({"type": "send_message", "text": "before the restart"})).await;
     let restarted =
         spawn_app_on_database(&app.db_url, &["--jwt-secret", crate::helpers::TEST_SECRET]).await;
     let agent = restarted.token("ann", Role::Agent, "acme");
     let mut visitor = restarted.connect(&restarted.token("guest-1", Role::Customer, "acme")).await;
-    ask(&mut visitor, json!({"type": "send_message", "text": "after it"})).await;
+    visitor.ask(json!({"type": "send_message", "text": "after it"})).await;
     // A dashboard that saw seq 1 asks for what it missed.
     let (_, missed) =
         restarted.get("/api/v1/conversations/support:guest-1/messages?after=1", Some(&agent)).await;
@@ -447,8 +425,7 @@ async fn a_failed_write_is_an_error_to_the_sender_and_nothing_is_pushed() {
         "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
     )
     .unwrap();
-    let answer =
-        ask(&mut visitor, json!({"type": "send_message", "text": "lost?", "ref": 1})).await;
+    let answer = visitor.ask(json!({"type": "send_message", "text": "lost?", "ref": 1})).await;
     assert_eq!(
         (answer["code"].as_str(), answer["ref"].as_i64()),
         (Some("storage_unavailable"), Some(1))
@@ -465,7 +442,7 @@ async fn a_failed_write_is_an_error_to_the_sender_and_nothing_is_pushed() {
         "DROP TRIGGER refuse;",
     )
     .unwrap();
-    let sent = ask(&mut visitor, json!({"type": "send_message", "text": "now"})).await;
+    let sent = visitor.ask(json!({"type": "send_message", "text": "now"})).await;
     assert_eq!(sent["message"]["seq"], 1);
 }
 

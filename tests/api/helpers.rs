@@ -305,6 +305,22 @@ impl WsClient {
         self.next_json().await
     }
 
+    /// Sends a request with a `ref` (a fresh one unless it has one) and returns the answer that
+    /// echoes it, skipping the frames pushed meanwhile.
+    pub async fn ask(&mut self, mut frame: Value) -> Value {
+        if frame.get("ref").is_none() {
+            frame["ref"] = serde_json::json!(uuid::Uuid::new_v4().simple().to_string());
+        }
+        let wanted = frame["ref"].clone();
+        self.send_json(frame).await;
+        loop {
+            let answer = self.next_json().await;
+            if answer["ref"] == wanted {
+                return answer;
+            }
+        }
+    }
+
     /// The next frame of type `kind`, skipping others (for frames interleaved by design).
     pub async fn next_of_type(&mut self, kind: &str) -> Value {
         loop {
