@@ -2,7 +2,7 @@
 //! and [`run`], the one way async code touches diesel. Query functions live one file per table
 //! and take `&mut DbConn`; they never run on an actor's thread.
 
-pub mod agent_status;
+pub mod agents;
 pub mod calendar;
 pub mod calls;
 pub mod chat;

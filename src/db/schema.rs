@@ -1,10 +1,11 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    agent_statuses (company, user_id) {
+    agents (company, user_id) {
         company -> Text,
         user_id -> Text,
-        status -> Text,
+        name -> Text,
+        status -> Nullable<Text>,
         updated_at -> BigInt,
     }
 }
@@ -142,7 +143,7 @@ diesel::joinable!(call_events -> calls (call_id));
 diesel::joinable!(call_keys -> calls (call_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    agent_statuses,
+    agents,
     calendar_connections,
     calendar_oauth_states,
     call_events,

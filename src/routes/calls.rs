@@ -1,6 +1,8 @@
 //! Calls over REST (`docs/protocol.md` §6): registration and status updates by services, listing
 //! and reading (with the event log) by agents and admins. Always the caller's company only.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -36,6 +38,8 @@ pub struct CallJson<'a> {
     pub provider: &'a str,
     pub provider_call_id: Option<&'a str>,
     pub owner_id: Option<&'a str>,
+    /// The owner's display name as last seen; null when unknown.
+    pub owner_name: Option<&'a str>,
     pub direction: Option<&'a str>,
     pub from: Option<&'a str>,
     pub to: Option<&'a str>,
@@ -46,14 +50,18 @@ pub struct CallJson<'a> {
     pub ended_at: Option<String>,
 }
 
-impl<'a> From<&'a Call> for CallJson<'a> {
-    fn from(call: &'a Call) -> Self {
+/// The last seen names of owners, by user id.
+type OwnerNames = HashMap<String, String>;
+
+impl<'a> CallJson<'a> {
+    fn new(call: &'a Call, names: &'a OwnerNames) -> Self {
         Self {
             id: &call.id,
             company: &call.company,
             provider: &call.provider,
             provider_call_id: call.provider_call_id.as_deref(),
             owner_id: call.owner_id.as_deref(),
+            owner_name: call.owner_id.as_ref().and_then(|o| names.get(o)).map(String::as_str),
             direction: call.direction.as_deref(),
             from: call.from_number.as_deref(),
             to: call.to_number.as_deref(),
@@ -73,6 +81,30 @@ impl From<RecordError> for AppError {
             RecordError::UnknownCall => AppError::not_found("call"),
         }
     }
+}
+
+/// The last seen names of the owners of `calls` (one indexed query).
+fn owner_names(
+    conn: &mut db::DbConn,
+    company: &str,
+    calls: &[Call],
+) -> diesel::QueryResult<OwnerNames> {
+    let owners: Vec<&str> = calls.iter().filter_map(|c| c.owner_id.as_deref()).collect();
+    if owners.is_empty() {
+        return Ok(OwnerNames::new());
+    }
+    db::agents::names(conn, company, &owners)
+}
+
+/// One call as REST shows it, its owner named.
+async fn call_json(state: &AppState, call: Call) -> Result<Value, AppError> {
+    let company = call.company.clone();
+    let (call, names) = db::run(&state.pool, move |conn| {
+        let names = owner_names(conn, &company, std::slice::from_ref(&call))?;
+        Ok((call, names))
+    })
+    .await?;
+    serde_json::to_value(CallJson::new(&call, &names)).map_err(AppError::internal)
 }
 
 /// A user id given as a call's owner (a signed URL, trusted metadata, a service's request);
@@ -136,7 +168,7 @@ async fn register(
     let stored = record(&state.pool, &state.hubs.calls, event).await?;
     let created = stored.previous_status.is_none();
     let mut answer = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
-    Ok(answer.json(CallJson::from(&stored.call)))
+    Ok(answer.json(call_json(&state, stored.call).await?))
 }
 
 #[derive(Deserialize)]
@@ -171,7 +203,7 @@ async fn update_status(
     };
     let stored = record(&state.pool, &state.hubs.calls, event).await?;
     Ok(HttpResponse::Ok()
-        .json(json!({"applied": stored.applied, "call": CallJson::from(&stored.call)})))
+        .json(json!({"applied": stored.applied, "call": call_json(&state, stored.call).await?})))
 }
 
 #[derive(Deserialize)]
@@ -209,11 +241,13 @@ async fn list(
         ),
     };
     let company = identity.company.to_string();
-    let (page, next) = db::run(&state.pool, move |conn| {
-        db::calls::list(conn, &company, status, before.as_ref(), limit)
+    let (page, next, names) = db::run(&state.pool, move |conn| {
+        let (page, next) = db::calls::list(conn, &company, status, before.as_ref(), limit)?;
+        let names = owner_names(conn, &company, &page)?;
+        Ok((page, next, names))
     })
     .await?;
-    let calls: Vec<CallJson<'_>> = page.iter().map(CallJson::from).collect();
+    let calls: Vec<CallJson<'_>> = page.iter().map(|c| CallJson::new(c, &names)).collect();
     Ok(HttpResponse::Ok().json(json!({"calls": calls, "next_cursor": next.map(|c| c.encode())})))
 }
 
@@ -229,10 +263,11 @@ async fn read(
     let found = db::run(&state.pool, move |conn| {
         let Some(call) = db::calls::find(conn, &company, &id)? else { return Ok(None) };
         let events = db::calls::events(conn, &call.id)?;
-        Ok(Some((call, events)))
+        let names = owner_names(conn, &company, std::slice::from_ref(&call))?;
+        Ok(Some((call, events, names)))
     })
     .await?;
-    let (call, events) = found.ok_or_else(|| AppError::not_found("call"))?;
+    let (call, events, names) = found.ok_or_else(|| AppError::not_found("call"))?;
     let events: Vec<Value> = events
         .iter()
         .map(|e| {
@@ -244,7 +279,8 @@ async fn read(
             })
         })
         .collect();
-    let mut answer = serde_json::to_value(CallJson::from(&call)).map_err(AppError::internal)?;
+    let mut answer =
+        serde_json::to_value(CallJson::new(&call, &names)).map_err(AppError::internal)?;
     answer["events"] = Value::Array(events);
     Ok(HttpResponse::Ok().json(answer))
 }

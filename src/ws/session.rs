@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::auth::{Identity, TokenRejected};
-use crate::db::{self, agent_status};
+use crate::db::{self, agents};
 use crate::error::ErrorCode;
 use crate::hubs::ReplyTo;
 use crate::hubs::connection::{CloseConnection, ConnectionHandle, Deliver};
@@ -196,20 +196,22 @@ impl WsSession {
             .wait(ctx);
     }
 
-    /// The status a staff user chose last time (customers have none). A failed read is only
-    /// logged: the agent starts `available`, as if they never chose.
+    /// The status a staff user chose last time (customers have none); their name is kept for
+    /// the calls they own. A failed read is only logged: the agent starts `available`, as if
+    /// they never chose.
     fn chosen_status(
         &self,
         identity: &Identity,
     ) -> impl Future<Output = Option<AgentStatus>> + use<> {
         let staff = identity.role().is_staff();
         let pool = self.config.pool.clone();
-        let (company, user_id) = (identity.company.clone(), identity.user.id.clone());
+        let (company, user) = (identity.company.clone(), identity.user.clone());
+        let at = Utc::now().timestamp();
         async move {
             if !staff {
                 return None;
             }
-            let read = db::run(&pool, move |conn| agent_status::chosen(conn, &company, &user_id));
+            let read = db::run(&pool, move |conn| agents::seen(conn, &company, &user, at));
             read.await.unwrap_or_else(|e| {
                 log::warn!("reading an agent's chosen status failed: {e}");
                 None

@@ -519,3 +519,29 @@ async fn a_waiting_customer_hears_the_line_move_and_how_many_agents_are_free() {
     let three = third.ask(json!({"type": "call_request", "ref": 3})).await;
     assert_eq!((&three["position"], &three["agents_available"]), (&json!(1), &json!(0)));
 }
+
+#[actix_web::test]
+async fn the_call_history_names_owners_also_once_they_are_offline() {
+    let app = spawn_app().await;
+    let mut ann = app.agent("ann", "acme").await;
+    let mut visitor = customer(&app, "guest-1", "acme").await;
+    let call_id = call_in_progress(&mut ann, &mut visitor).await;
+    ann.send_json(json!({"type": "call_end", "call_id": call_id})).await;
+    next_for(&mut visitor, "call_ended", &call_id).await;
+    ann.close().await;
+
+    let bob = app.token("bob", Role::Agent, "acme");
+    for _ in 0..50 {
+        let (status, page) = app.get("/api/v1/calls?status=ended&limit=10", Some(&bob)).await;
+        assert_eq!(status, 200, "{page}");
+        if let Some(call) = page["calls"].as_array().unwrap().first() {
+            assert_eq!((&call["id"], &call["owner_id"]), (&json!(call_id), &json!("ann")));
+            assert_eq!(call["owner_name"], "ann name");
+            let (_, one) = app.get(&format!("/api/v1/calls/{call_id}"), Some(&bob)).await;
+            assert_eq!(one["owner_name"], "ann name");
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the ended call never showed in the history");
+}

@@ -4,7 +4,7 @@ use actix::prelude::*;
 use chrono::Utc;
 
 use super::Asked;
-use crate::db::{self, agent_status};
+use crate::db::{self, agents};
 use crate::error::ErrorCode;
 use crate::hubs::presence::{SendOnlineUsers, SetAgentStatus};
 use crate::protocol::AgentStatus;
@@ -29,11 +29,10 @@ impl WsSession {
             return;
         }
         let pool = self.config.pool.clone();
-        let (company, user_id) = (asked.identity.company.clone(), asked.identity.user.id.clone());
+        let (company, user) = (asked.identity.company.clone(), asked.identity.user.clone());
         let at = Utc::now().timestamp();
         async move {
-            db::run(&pool, move |conn| agent_status::choose(conn, &company, &user_id, status, at))
-                .await
+            db::run(&pool, move |conn| agents::choose(conn, &company, &user, status, at)).await
         }
         .into_actor(self)
         .map(move |stored, act, ctx| {
