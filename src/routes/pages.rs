@@ -8,36 +8,31 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-/// Every embedded file: (path, content type, bytes).
+/// One embedded file under `static/`: (path it is served at, content type, text).
+macro_rules! asset {
+    ($served_at:literal, $file:literal, $content_type:expr) => {
+        ($served_at, $content_type, include_str!(concat!("../../static/", $file)))
+    };
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every embedded file: (path, content type, text). The icon is served at `/favicon.ico` too,
+/// where browsers look for it whatever the page declares.
 const FILES: &[(&str, &str, &str)] = &[
-    ("/", "text/html; charset=utf-8", include_str!("../../static/index.html")),
-    ("/agent", "text/html; charset=utf-8", include_str!("../../static/agent.html")),
-    ("/static/css/app.css", "text/css; charset=utf-8", include_str!("../../static/css/app.css")),
-    (
-        "/static/js/switchboard.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/js/switchboard.js"),
-    ),
-    (
-        "/static/js/call.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/js/call.js"),
-    ),
-    (
-        "/static/js/chat.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/js/chat.js"),
-    ),
-    (
-        "/static/js/customer.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/js/customer.js"),
-    ),
-    (
-        "/static/js/agent.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/js/agent.js"),
-    ),
+    ("/", HTML, include_str!("../../static/index.html")),
+    ("/agent", HTML, include_str!("../../static/agent.html")),
+    asset!("/static/css/app.css", "css/app.css", "text/css; charset=utf-8"),
+    asset!("/static/icon.svg", "icon.svg", "image/svg+xml"),
+    asset!("/favicon.ico", "icon.svg", "image/svg+xml"),
+    asset!("/static/js/switchboard.js", "js/switchboard.js", JS),
+    asset!("/static/js/call.js", "js/call.js", JS),
+    asset!("/static/js/chat.js", "js/chat.js", JS),
+    asset!("/static/js/alerts.js", "js/alerts.js", JS),
+    asset!("/static/js/phone-calls.js", "js/phone-calls.js", JS),
+    asset!("/static/js/customer.js", "js/customer.js", JS),
+    asset!("/static/js/agent.js", "js/agent.js", JS),
 ];
 
 /// A strict policy: our own scripts and styles only, media and WebSockets to ourselves.

@@ -5,14 +5,20 @@
 import { SwitchboardClient, api, el, text } from './switchboard.js';
 import { AudioCall } from './call.js';
 import { Chat, renderConversation } from './chat.js';
+import { PhoneCalls } from './phone-calls.js';
+import { enableNotifications, flashTitle, notificationsAllowed, notify, ring } from './alerts.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'switchboard.agent.token';
 const session = { token: sessionStorage.getItem(TOKEN_KEY), user: null };
 let client = null;
-let current = null; // {callId, call}
+let current = null; // {callId, call, since, timer}
 const team = new Map();
-const phoneCalls = new Map();
+const phoneCalls = new PhoneCalls(
+  { body: $('calls'), filter: $('calls-filter'), more: $('calls-more') },
+  () => client.token,
+  (id) => (team.has(id) ? team.get(id).name : undefined),
+);
 
 function notice(message) {
   text($('notice'), message);
@@ -42,7 +48,16 @@ $('login-form').addEventListener('submit', async (event) => {
   }
 });
 
+// Signing out (or closing the tab) mid-call ends the call for the visitor at once, instead of
+// leaving them on silence for the grace period.
+function hangUpOnLeave() {
+  if (current) client.send({ type: 'call_end', call_id: current.callId, reason: 'agent-left' });
+}
+window.addEventListener('pagehide', hangUpOnLeave);
+
 $('sign-out').addEventListener('click', () => {
+  hangUpOnLeave();
+  endCurrent('');
   sessionStorage.removeItem(TOKEN_KEY);
   session.token = null;
   if (client) client.close();
@@ -180,7 +195,10 @@ function removeIncoming(callId) {
   renderIncomingEmpty();
 }
 
+const waitingCalls = () => $('incoming').children.length;
+
 function addIncoming(frame) {
+  const fresh = !document.querySelector(`#incoming li[data-call-id="${CSS.escape(frame.call_id)}"]`);
   removeIncoming(frame.call_id);
   const item = el('li', 'incoming');
   item.dataset.callId = frame.call_id;
@@ -190,9 +208,21 @@ function addIncoming(frame) {
   accept.type = 'button';
   accept.setAttribute('aria-label', `Accept call from ${frame.customer.name}`);
   accept.addEventListener('click', () => acceptCall(frame, accept));
-  item.append(who, accept);
+  const decline = el('button', '', 'Decline');
+  decline.type = 'button';
+  decline.setAttribute('aria-label', `Decline call from ${frame.customer.name}`);
+  decline.addEventListener('click', () => {
+    client.request({ type: 'call_decline', call_id: frame.call_id }).catch(() => {});
+    removeIncoming(frame.call_id);
+  });
+  item.append(who, accept, decline);
   $('incoming').append(item);
   renderIncomingEmpty();
+  if (fresh) {
+    ring();
+    flashTitle(waitingCalls);
+    notify('Incoming call', `${frame.customer.name}${frame.note ? ` — ${frame.note}` : ''}`, frame.call_id);
+  }
 }
 
 async function acceptCall(frame, button) {
@@ -203,7 +233,10 @@ async function acceptCall(frame, button) {
     text($('caller-name'), frame.customer.name);
     $('in-call').hidden = false;
     const call = new AudioCall({ client, callId: frame.call_id, audio: $('remote-audio'), onState: (s) => text($('audio-state'), s) }).attach();
-    current = { callId: frame.call_id, call };
+    current = { callId: frame.call_id, call, since: Date.now() };
+    current.timer = setInterval(showDuration, 1000);
+    showDuration();
+    setMuteButton(false);
     window.switchboardCall = call;
     $('hang-up').focus();
   } catch (error) {
@@ -212,9 +245,28 @@ async function acceptCall(frame, button) {
   }
 }
 
+function showDuration() {
+  if (!current) return;
+  const seconds = Math.floor((Date.now() - current.since) / 1000);
+  text($('call-timer'), `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`);
+}
+
+function setMuteButton(muted) {
+  $('mute').setAttribute('aria-pressed', String(muted));
+  text($('mute'), muted ? 'Unmute' : 'Mute');
+}
+
+$('mute').addEventListener('click', () => {
+  if (!current) return;
+  const muted = !current.call.muted;
+  current.call.setMuted(muted);
+  setMuteButton(muted);
+});
+
 function endCurrent(message) {
   if (!current) return;
   current.call.close();
+  clearInterval(current.timer);
   current = null;
   $('in-call').hidden = true;
   notice(message);
@@ -228,25 +280,9 @@ $('my-status').addEventListener('change', (event) => {
   client.send({ type: 'agent_status', status: event.target.value });
 });
 
-/** A call owner's name when they are on the team list, else their id. */
-function ownerName(id) {
-  if (!id) return '—';
-  return team.has(id) ? team.get(id).name : id;
-}
-
-function renderCall(frame) {
-  let row = phoneCalls.get(frame.call_id);
-  if (!row) {
-    row = el('tr');
-    row.dataset.callId = frame.call_id;
-    phoneCalls.set(frame.call_id, row);
-  }
-  row.className = `call ${frame.status}`;
-  row.replaceChildren(
-    ...[frame.status, frame.from || '—', frame.to || '—', ownerName(frame.owner_id), frame.ended_reason || '', new Date(frame.at).toLocaleTimeString()].map((v) => el('td', '', v)),
-  );
-  $('calls').prepend(row);
-}
+$('enable-notifications').addEventListener('click', async () => {
+  $('enable-notifications').hidden = await enableNotifications();
+});
 
 function renderAction(frame) {
   const item = el('li', frame.ok ? 'action ok' : 'action failed');
@@ -305,11 +341,15 @@ function start() {
   client.on('connected', async (frame) => {
     session.user = frame.user;
     text($('me'), `${frame.user.name} · ${frame.user.company}`);
-    $('my-status').value = 'available';
+    $('enable-notifications').hidden = !('Notification' in window) || notificationsAllowed();
     const online = await client.request({ type: 'get_online_users' }).catch(() => ({ users: [] }));
     team.clear();
     for (const user of online.users) team.set(user.id, user);
+    // The hub remembers what I chose, also across its restarts.
+    const me = team.get(frame.user.id);
+    if (me && me.status) $('my-status').value = me.status;
     renderTeam();
+    phoneCalls.reload();
     refreshCalendarState();
     loadInbox();
   });
@@ -327,9 +367,12 @@ function start() {
   client.on('agent_status_changed', (frame) => {
     const user = team.get(frame.user_id);
     if (user) user.status = frame.status;
+    // My own status: shown in the picker, except the `busy` a call of mine brings.
+    if (session.user && frame.user_id === session.user.id && !current) $('my-status').value = frame.status;
     renderTeam();
   });
   client.on('incoming_call', addIncoming);
+  client.on('call_withdrawn', (frame) => removeIncoming(frame.call_id));
   client.on('call_taken', (frame) => {
     removeIncoming(frame.call_id);
     notice(`${frame.by.name} took a call.`);
@@ -341,7 +384,7 @@ function start() {
       endCurrent(frame.reason === 'connection-lost' ? 'The call dropped: the caller lost their connection.' : by);
     }
   });
-  client.on('call_status_changed', renderCall);
+  client.on('call_status_changed', (frame) => phoneCalls.live(frame));
   client.on('tool_call_executed', renderAction);
   client.connect();
   const calendar = new URLSearchParams(location.search).get('calendar');

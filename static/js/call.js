@@ -41,6 +41,7 @@ export class AudioCall {
       this.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
       this.pc = new RTCPeerConnection({ iceServers: await iceServers() });
       for (const track of this.stream.getTracks()) this.pc.addTrack(track, this.stream);
+      if (this.muted) this.setMuted(true);
       this.pc.onicecandidate = (event) => {
         if (event.candidate) {
           this.client.send({ type: 'ice_candidate', call_id: this.callId, candidate: event.candidate.toJSON() });
@@ -100,6 +101,12 @@ export class AudioCall {
       this.client.on('ice_candidate', mine((f) => this.takeCandidate(f.candidate))),
     ];
     return this;
+  }
+
+  /** Mutes or unmutes my microphone (the call goes on; the other side hears silence). */
+  setMuted(muted) {
+    this.muted = muted;
+    for (const track of this.stream ? this.stream.getAudioTracks() : []) track.enabled = !muted;
   }
 
   close() {

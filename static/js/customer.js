@@ -13,6 +13,10 @@ const ui = {
   button: $('call-button'),
   note: $('note'),
   inCall: $('in-call'),
+  waiting: $('waiting'),
+  queue: $('queue'),
+  cancel: $('cancel-call'),
+  writeInstead: $('write-instead'),
   agentName: $('agent-name'),
   audioState: $('audio-state'),
   hangUp: $('hang-up'),
@@ -33,6 +37,7 @@ function idle(message) {
   call = null;
   callId = null;
   ui.inCall.hidden = true;
+  ui.waiting.hidden = true;
   ui.form.hidden = false;
   ui.button.disabled = client.state !== 'connected';
   if (message) say(message);
@@ -81,16 +86,38 @@ ui.form.addEventListener('submit', async (event) => {
   try {
     const queued = await client.request({ type: 'call_request', note: ui.note.value.trim() || undefined });
     callId = queued.call_id;
-    say(queued.position > 1 ? `You are number ${queued.position} in line. Someone will be with you shortly.` : 'You are next in line. Connecting you to someone…');
+    ui.form.hidden = true;
+    ui.waiting.hidden = false;
+    showQueue(queued);
+    say('');
+    ui.cancel.focus();
   } catch (error) {
     idle(error.code === 'queue_full' ? 'All our people are busy right now. Please try again in a few minutes.' : 'That did not work. Please try again.');
   }
+});
+
+/** Where the visitor stands, honestly: how many are ahead, and whether anyone is free. */
+function showQueue({ position, agents_available: free }) {
+  const ahead = position - 1;
+  const line = ahead === 0 ? 'You are next in line.' : `${ahead} ${ahead === 1 ? 'person is' : 'people are'} ahead of you.`;
+  const team = free > 0 ? `${free} of our team ${free === 1 ? 'is' : 'are'} free — connecting you…` : 'Everyone on our team is busy right now; please hold on.';
+  text(ui.queue, `${line} ${team}`);
+  ui.writeInstead.hidden = free > 0;
+}
+
+client.on('queue_position', (frame) => {
+  if (frame.call_id === callId && !ui.waiting.hidden) showQueue(frame);
+});
+
+ui.cancel.addEventListener('click', () => {
+  if (callId) client.send({ type: 'call_end', call_id: callId, reason: 'canceled' });
 });
 
 client.on('call_accepted', async (frame) => {
   if (frame.call_id !== callId) return;
   text(ui.agentName, frame.agent.name);
   ui.form.hidden = true;
+  ui.waiting.hidden = true;
   ui.inCall.hidden = false;
   say(`Connected to ${frame.agent.name}.`);
   call = new AudioCall({ client, callId, audio: ui.audio, onState: (state) => text(ui.audioState, state) }).attach();
@@ -108,6 +135,7 @@ client.on('call_ended', (frame) => {
   const why = {
     'no-answer': 'Nobody could answer right now, sorry. Please try again in a few minutes.',
     'connection-lost': 'The call dropped because the connection was lost.',
+    canceled: 'You stopped waiting. Call again whenever you like.',
   }[frame.reason];
   const byUs = frame.by && frame.by.role === 'customer';
   idle(why || (byUs ? 'You hung up. Thanks for calling!' : 'The agent ended the call. Thanks for calling!'));

@@ -108,7 +108,7 @@ test('a customer calls, one of two agents takes it, audio connects, hang-up ends
   await customer.goto(`${base}/?company=acme`);
   await customer.getByLabel(/What is it about/).fill('<b>my order</b>');
   await customer.getByRole('button', { name: 'Call us' }).click();
-  await customer.locator('#status', { hasText: /next in line|in line/ }).waitFor();
+  await customer.locator('#queue', { hasText: 'You are next in line. 2 of our team are free' }).waitFor();
 
   const annOffer = ann.locator('#incoming li');
   const bobOffer = bob.locator('#incoming li');
