@@ -13,6 +13,10 @@ const TOKEN_KEY = 'switchboard.agent.token';
 const session = { token: sessionStorage.getItem(TOKEN_KEY), user: null };
 let client = null;
 let current = null; // {callId, call, since, timer}
+// While a call is being accepted or under way, the hub shows me `busy`; the picker keeps what I
+// chose, which is what the hub restores after the call.
+let accepting = false;
+const inCall = () => accepting || current !== null;
 const team = new Map();
 const phoneCalls = new PhoneCalls(
   { body: $('calls'), filter: $('calls-filter'), more: $('calls-more') },
@@ -227,6 +231,7 @@ function addIncoming(frame) {
 
 async function acceptCall(frame, button) {
   button.disabled = true;
+  accepting = true;
   try {
     await client.request({ type: 'call_accept', call_id: frame.call_id });
     removeIncoming(frame.call_id);
@@ -242,6 +247,8 @@ async function acceptCall(frame, button) {
   } catch (error) {
     removeIncoming(frame.call_id);
     notice(error.code === 'call_already_taken' ? 'Someone else took that call.' : 'Could not take the call.');
+  } finally {
+    accepting = false;
   }
 }
 
@@ -347,7 +354,7 @@ function start() {
     for (const user of online.users) team.set(user.id, user);
     // The hub remembers what I chose, also across its restarts.
     const me = team.get(frame.user.id);
-    if (me && me.status) $('my-status').value = me.status;
+    if (me && me.status && !inCall()) $('my-status').value = me.status;
     renderTeam();
     phoneCalls.reload();
     refreshCalendarState();
@@ -368,7 +375,7 @@ function start() {
     const user = team.get(frame.user_id);
     if (user) user.status = frame.status;
     // My own status: shown in the picker, except the `busy` a call of mine brings.
-    if (session.user && frame.user_id === session.user.id && !current) $('my-status').value = frame.status;
+    if (session.user && frame.user_id === session.user.id && !inCall()) $('my-status').value = frame.status;
     renderTeam();
   });
   client.on('incoming_call', addIncoming);

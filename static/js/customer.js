@@ -1,6 +1,10 @@
 // The customer landing page: a guest token for the company (from ?company=, else the hub's
-// default), a "Call us" button, the queue position, the call with live audio, and a clear word
-// on every way it can end.
+// default) carrying the name the visitor gives, a "Call us" button, the place in line, the call
+// with live audio, and a clear word on every way it can end.
+//
+// A new visitor connects on their first action (a call or a message), not on page load, so the
+// name they type first is the name on their token; a visitor who already has a guest session in
+// this tab (a reload) connects at once and keeps it.
 
 import { SwitchboardClient, api, text } from './switchboard.js';
 import { AudioCall } from './call.js';
@@ -12,6 +16,9 @@ const ui = {
   form: $('request-form'),
   button: $('call-button'),
   note: $('note'),
+  who: $('who'),
+  name: $('visitor-name'),
+  talkingAs: $('talking-as'),
   inCall: $('in-call'),
   waiting: $('waiting'),
   queue: $('queue'),
@@ -39,8 +46,27 @@ function idle(message) {
   ui.inCall.hidden = true;
   ui.waiting.hidden = true;
   ui.form.hidden = false;
-  ui.button.disabled = client.state !== 'connected';
+  ui.button.disabled = !usable();
   if (message) say(message);
+}
+
+/** Whether an action can start now: connected, or not yet started (it connects first). */
+function usable() {
+  return client.state === 'connected' || client.state === 'idle' || client.state === 'signed-out';
+}
+
+/** Resolves once connected, connecting first if this visitor has not started yet. */
+function started() {
+  if (client.state === 'connected') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const stop = client.on('state', (state) => {
+      if (state === 'connected') resolve();
+      else if (state === 'signed-out') reject({ code: 'signed_out' });
+      else return;
+      stop();
+    });
+    if (client.state === 'idle' || client.state === 'signed-out') client.connect();
+  });
 }
 
 const GUEST_KEY = `switchboard.guest.${company || ''}`;
@@ -58,7 +84,8 @@ const client = new SwitchboardClient({
         return fresh.token;
       }
     }
-    const guest = await api('/api/v1/auth/guest', { method: 'POST', body: { company } });
+    const name = ui.name.value.trim() || undefined;
+    const guest = await api('/api/v1/auth/guest', { method: 'POST', body: { company, name } });
     sessionStorage.setItem(GUEST_KEY, guest.token);
     return guest.token;
   },
@@ -71,8 +98,6 @@ client.on('state', (state) => {
   } else if (state === 'reconnecting') {
     ui.button.disabled = true;
     say(callId ? 'Connection lost — reconnecting to keep your call…' : 'Connection lost — reconnecting…');
-  } else if (state === 'signed-out') {
-    say('We cannot take calls right now. Please try again later.');
   }
 });
 client.on('auth_failed', (error) => {
@@ -84,6 +109,7 @@ ui.form.addEventListener('submit', async (event) => {
   ui.button.disabled = true;
   say('Calling…');
   try {
+    await started();
     const queued = await client.request({ type: 'call_request', note: ui.note.value.trim() || undefined });
     callId = queued.call_id;
     ui.form.hidden = true;
@@ -92,6 +118,7 @@ ui.form.addEventListener('submit', async (event) => {
     say('');
     ui.cancel.focus();
   } catch (error) {
+    if (error.code === 'signed_out') return idle();
     idle(error.code === 'queue_full' ? 'All our people are busy right now. Please try again in a few minutes.' : 'That did not work. Please try again.');
   }
 });
@@ -152,13 +179,17 @@ let me = null;
 
 client.on('connected', (frame) => {
   chatUi.send.disabled = false;
+  // The name is the token's from now on: show it instead of the field.
+  ui.who.hidden = true;
+  ui.talkingAs.hidden = false;
+  text(ui.talkingAs, `You are talking to us as ${frame.user.name}.`);
   if (me === null || me !== frame.user.id) {
     me = frame.user.id;
     chat.show(supportOf(me)).catch(() => {});
   }
 });
-client.on('state', (state) => {
-  if (state !== 'connected') chatUi.send.disabled = true;
+client.on('state', () => {
+  chatUi.send.disabled = !usable();
 });
 
 function renderChat(id, keepPosition = false) {
@@ -187,11 +218,19 @@ chatUi.form.addEventListener('submit', async (event) => {
   if (!value) return;
   chatUi.input.value = '';
   try {
+    await started();
     await chat.send(null, value);
   } catch (error) {
     chatUi.input.value = value;
+    if (error.code === 'signed_out') return;
     say(error.code === 'rate_limited' ? 'Slow down a little, please.' : 'Your message could not be sent. Please try again.');
   }
 });
 
-client.connect();
+if (sessionStorage.getItem(GUEST_KEY)) {
+  client.connect();
+} else {
+  ui.button.disabled = false;
+  chatUi.send.disabled = false;
+  say('We are here. Press “Call us” to talk to someone, or write to us below.');
+}

@@ -1,122 +1,36 @@
 // The two pages in real Chromium (Debian's), driven by playwright-core, against the real hub
-// binary. Run inside a network namespace that has only loopback (see .ci/run), so nothing
-// leaves 127.0.0.1. Screenshots of both pages land in docs/screenshots/.
+// binary: the happy paths (a call with audio, the Twilio feed, a hub restart, chat). Run inside
+// a network namespace that has only loopback (see .ci/run), so nothing leaves 127.0.0.1.
+// Screenshots of both pages land in docs/screenshots/.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { mkdtempSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { SHOTS, TestHub, callState, callUs, postTwilio, waitFor } from './hub.mjs';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = process.env.SWITCHBOARD_BIN || join(ROOT, 'target/debug/switchboard');
-const SHOTS = join(ROOT, 'docs/screenshots');
-const DB = `sqlite://${join(mkdtempSync(join(tmpdir(), 'sb-browser-')), 'hub.db')}`;
-const TWILIO_TOKEN = 'browser-test-twilio-token';
-const PASSWORD = 'correct horse battery';
-const CHROMIUM_FLAGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
+const hub = new TestHub();
+const signIn = (email) => hub.signIn(email);
 
-let hub;
-let base;
-let browser;
-
-/** Starts `switchboard serve`; resolves with its address once it logs it. */
-function startHub(bind) {
-  const child = spawn(BIN, ['serve', '--bind', bind, '--database-url', DB, '--twilio-auth-token', TWILIO_TOKEN, '--default-company', 'acme'], {
-    env: { ...process.env, RUST_LOG: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return new Promise((resolveAddress, reject) => {
-    let log = '';
-    child.stderr.on('data', (chunk) => {
-      log += chunk;
-      const found = log.match(/listening on (http:\/\/\S+)/);
-      if (found) resolveAddress({ child, base: found[1] });
-    });
-    child.on('exit', (code) => reject(new Error(`hub exited (${code}):\n${log}`)));
-  });
-}
-
-function stopHub(child) {
-  return new Promise((done) => {
-    child.on('exit', done);
-    child.kill('SIGTERM');
-  });
-}
-
-function addAgent(email, name) {
-  execFileSync(BIN, ['user', 'add', '--email', email, '--name', name, '--role', 'agent', '--company', 'acme', '--database-url', DB], {
-    env: { ...process.env, SWITCHBOARD_PASSWORD: PASSWORD, RUST_LOG: 'warn' },
-  });
-}
-
-async function page() {
-  const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
-  return context.newPage();
-}
-
-async function signIn(email) {
-  const p = await page();
-  await p.goto(`${base}/agent`);
-  await p.getByLabel('Email').fill(email);
-  await p.getByLabel('Password').fill(PASSWORD);
-  await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.locator('#connection', { hasText: 'online' }).waitFor();
-  return p;
-}
-
-/** The RTCPeerConnection state of the page's current call. */
-function callState(p) {
-  return p.evaluate(() => (window.switchboardCall ? window.switchboardCall.state : 'none'));
-}
-
-async function waitFor(check, what, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  addAgent('ann@acme.test', 'Ann Agent');
-  addAgent('bob@acme.test', 'Bob Agent');
-  ({ child: hub, base } = await startHub('127.0.0.1:0'));
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS });
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (hub) await stopHub(hub);
-});
+before(() => hub.start([['ann@acme.test', 'Ann Agent'], ['bob@acme.test', 'Bob Agent']]));
+after(() => hub.stop());
 
 test('a customer calls, one of two agents takes it, audio connects, hang-up ends it on both pages', async () => {
   const ann = await signIn('ann@acme.test');
   const bob = await signIn('bob@acme.test');
   await ann.locator('#team', { hasText: 'Bob Agent' }).waitFor();
 
-  const customer = await page();
-  await customer.goto(`${base}/?company=acme`);
-  await customer.getByLabel(/What is it about/).fill('<b>my order</b>');
-  await customer.getByRole('button', { name: 'Call us' }).click();
+  const customer = await hub.visitor();
+  await callUs(customer, { name: 'Carla <Customer>', note: '<b>my order</b>' });
   await customer.locator('#queue', { hasText: 'You are next in line. 2 of our team are free' }).waitFor();
+  await customer.locator('#talking-as', { hasText: 'You are talking to us as Carla <Customer>.' }).waitFor();
 
   const annOffer = ann.locator('#incoming li');
   const bobOffer = bob.locator('#incoming li');
   await annOffer.waitFor();
   await bobOffer.waitFor();
-  assert.equal(await annOffer.locator('.who').textContent(), 'Guest — <b>my order</b>', 'customer text is shown as text');
+  assert.equal(await annOffer.locator('.who').textContent(), 'Carla <Customer> — <b>my order</b>', 'customer text is shown as text');
 
-  await ann.getByRole('button', { name: /Accept call from Guest/ }).click();
+  await ann.getByRole('button', { name: /Accept call from Carla/ }).click();
   await bob.locator('#notice', { hasText: 'Ann Agent took a call' }).waitFor();
   assert.equal(await bobOffer.count(), 0, 'the call is gone from the other agent');
   await customer.locator('#in-call', { hasText: 'Ann Agent' }).waitFor();
@@ -137,17 +51,12 @@ test('a customer calls, one of two agents takes it, audio connects, hang-up ends
 
 test('a signed telephony webhook shows up on the dashboard', async () => {
   const ann = await signIn('ann@acme.test');
-  const url = `${base}/api/v1/webhooks/twilio?company=acme`;
   const params = { CallSid: 'CA0000000000000000000000000000BROW', CallStatus: 'no-answer', Direction: 'inbound', From: '+15017122661', To: '+15558675310', SequenceNumber: '3' };
-  const signed = Object.keys(params).sort().reduce((acc, key) => acc + key + params[key], url);
-  const signature = createHmac('sha1', TWILIO_TOKEN).update(signed).digest('base64');
-  const response = await fetch(url, { method: 'POST', headers: { 'X-Twilio-Signature': signature, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
-  assert.equal(response.status, 204);
+  assert.equal(await postTwilio(hub.base, params), 204);
 
   const row = ann.locator('#calls tr', { hasText: '+15017122661' });
   await row.waitFor();
   assert.match(await row.textContent(), /ended.*no-answer/);
-  await ann.screenshot({ path: join(SHOTS, 'agent.png') });
   await ann.context().close();
 });
 
@@ -156,10 +65,9 @@ test('after the hub restarts, the dashboard reconnects by itself and shows the t
   const bob = await signIn('bob@acme.test');
   await ann.locator('#team', { hasText: 'Bob Agent' }).waitFor();
 
-  const address = new URL(base).host;
-  await stopHub(hub);
+  await hub.stopHub();
   await ann.locator('#connection', { hasText: /reconnecting/ }).waitFor();
-  ({ child: hub } = await startHub(address));
+  await hub.serve(new URL(hub.base).host);
 
   await ann.locator('#connection', { hasText: 'online' }).waitFor({ timeout: 40_000 });
   await bob.locator('#connection', { hasText: 'online' }).waitFor({ timeout: 40_000 });
@@ -173,8 +81,7 @@ test('a visitor and an agent chat both ways with typing, read receipts and the i
   const bob = await signIn('bob@acme.test');
   await ann.locator('#team', { hasText: 'Bob Agent' }).waitFor();
 
-  const visitor = await page();
-  await visitor.goto(`${base}/?company=acme`);
+  const visitor = await hub.visitor();
   const send = visitor.getByRole('button', { name: 'Send' });
   await waitFor(() => send.isEnabled(), 'the visitor chat to be ready');
   await visitor.getByLabel('Your message').fill('<i>Hello</i> there');
