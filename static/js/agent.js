@@ -109,6 +109,8 @@ async function loadInbox() {
   const inbox = await api('/api/v1/conversations?limit=50', { token: client.token }).catch(() => null);
   if (!inbox) return;
   const list = $('inbox');
+  // Re-rendering must not take the keyboard focus away from a conversation.
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.conversation : null;
   list.replaceChildren();
   let unread = 0;
   for (const conversation of inbox.conversations) {
@@ -127,6 +129,7 @@ async function loadInbox() {
     button.addEventListener('click', () => openConversation(conversation.id, conversation.with.name));
     item.append(button);
     list.append(item);
+    if (conversation.id === focused) button.focus();
   }
   $('inbox-empty').hidden = inbox.conversations.length > 0;
   const badge = $('inbox-unread');

@@ -128,7 +128,11 @@ export async function callUs(visitor, { name, note } = {}) {
   if (name) await visitor.getByLabel(/Your name/).fill(name);
   if (note) await visitor.getByLabel(/What is it about/).fill(note);
   await visitor.getByRole('button', { name: 'Call us' }).click();
-  await visitor.locator('#queue', { hasText: /line/ }).waitFor();
+  const queued = visitor.locator('#queue', { hasText: /ahead|next in line/ });
+  await waitFor(() => queued.isVisible(), 'the call to be queued', 10_000).catch(async (error) => {
+    error.message += ` (the page says: “${await visitor.locator("#status").textContent()}” “${await visitor.locator("#queue").textContent()}”)`;
+    throw error;
+  });
 }
 
 /** The RTCPeerConnection state of the page's current call. */
