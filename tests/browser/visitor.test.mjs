@@ -65,7 +65,6 @@ test('on a phone (390×844, touch) the landing page fits the screen, has thumb-s
 
   assert.equal(await fits(), true, 'no sideways scrolling');
   assert.deepEqual(await smallTargets(), [], 'tap targets of 44 px');
-  await phone.screenshot({ path: join(SHOTS, 'customer-phone.png') });
 
   await phone.getByLabel(/Your name/).fill('Ola');
   await phone.getByRole('button', { name: 'Call us' }).tap();
