@@ -111,7 +111,7 @@ pub fn print_token(settings: &Settings, args: &TokenArgs) -> Result<(), StartupE
         return Err(ConfigError::new("--ttl-secs", "must be positive").into());
     }
     let pool = open_database(settings)?;
-    let tokens = token_service(settings, &pool)?;
+    let tokens = token_service(settings, &pool, &crate::outbound::http_client)?;
     let name = args.name.as_deref().map(clean_display_name);
     let issued = tokens.issue(
         sub.as_str(),

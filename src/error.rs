@@ -97,6 +97,19 @@ pub enum FunctionErrorCode {
     UnknownFunction,
 }
 
+impl FunctionErrorCode {
+    /// The HTTP status of `POST /api/v1/functions/{name}` answering this error.
+    pub fn status(self) -> StatusCode {
+        use FunctionErrorCode::*;
+        match self {
+            CalendarNotConnected => StatusCode::CONFLICT,
+            InvalidArguments => StatusCode::BAD_REQUEST,
+            NotFound | UnknownFunction => StatusCode::NOT_FOUND,
+            CalendarUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// A failure with a public code and message, and (for internal failures) a cause for the log.

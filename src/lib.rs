@@ -52,6 +52,7 @@ pub mod net;
 pub mod outbound;
 pub mod protocol;
 pub mod routes;
+pub mod rpc_proxy;
 pub mod startup;
 pub mod state;
 pub mod telephony;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use google_calendar3::common::Body;
+pub use google_calendar3::common::Body;
 use google_calendar3::hyper::{self, StatusCode, body::Bytes};
 use google_calendar3::{hyper_rustls, hyper_util};
 use http_body_util::{BodyExt, Full, Limited};

@@ -145,8 +145,36 @@ pub enum ClientMessage {
         conversation: String,
         seq: i64,
     },
+    Rpc {
+        method: RpcMethod,
+        #[serde(default)]
+        data: Value,
+    },
     #[serde(other)]
     Unknown,
+}
+
+/// An `rpc` method name: 1–64 characters of `[a-z0-9_.]`, checked where the frame is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct RpcMethod(String);
+
+impl RpcMethod {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RpcMethod {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let ok = (1..=64).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.".contains(&b));
+        ok.then_some(Self(value)).ok_or("a method is 1-64 characters of [a-z0-9_.]")
+    }
 }
 
 /// A decoded client frame with its optional `ref` (a string or a number).
@@ -447,6 +475,15 @@ pub enum ServerMessage<'a> {
         at: String,
         data: &'a Value,
     },
+    RpcResult {
+        method: &'a str,
+        result: &'a Value,
+    },
+    RpcError {
+        method: &'a str,
+        code: &'a str,
+        message: &'a str,
+    },
 }
 
 /// Encodes a frame once, for any number of recipients.
@@ -490,6 +527,24 @@ mod tests {
 
     fn parse(v: &str) -> Value {
         serde_json::from_str(v).unwrap()
+    }
+
+    #[test]
+    fn method_names_follow_the_contract() {
+        for good in ["motivation", "crm.lookup", "a_1", &"m".repeat(64)] {
+            assert!(RpcMethod::try_from(good.to_owned()).is_ok(), "{good}");
+        }
+        for bad in ["", "Motivation", "a-b", "a b", "ü", &"m".repeat(65)] {
+            assert!(RpcMethod::try_from(bad.to_owned()).is_err(), "{bad:?}");
+        }
+        let req = decode(r#"{"type":"rpc","method":"motivation","ref":1}"#).unwrap();
+        assert!(
+            matches!(req.message, ClientMessage::Rpc { method, data: Value::Null } if method.as_str() == "motivation")
+        );
+        assert!(matches!(
+            decode(r#"{"type":"rpc","method":"Bad"}"#),
+            Err(DecodeError::InvalidMessage { .. })
+        ));
     }
 
     #[test]

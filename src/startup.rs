@@ -2,6 +2,7 @@
 //! secret, bind (port 0 allowed), start the hubs once, then serve until stopped. Tests build
 //! exactly this with their own settings, one application per test.
 
+use std::cell::OnceCell;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ use crate::db::{self, DbError, DbPool};
 use crate::hubs::Hubs;
 use crate::hubs::calls::BROWSER_PROVIDER;
 use crate::hubs::presence::CloseAll;
+use crate::outbound::HttpClient;
+use crate::rpc_proxy::RpcProxy;
 use crate::state::{AppState, AuthLimits, SessionConfig};
 use crate::{accounts, net, routes, ws};
 
@@ -74,7 +77,11 @@ fn end_interrupted_calls(pool: &DbPool) -> Result<(), StartupError> {
 
 /// The token service: `--jwt-secret`, or the secret generated once and kept in the database;
 /// plus the external identity provider's key when `--jwt-public-key` is set.
-pub fn token_service(settings: &Settings, pool: &DbPool) -> Result<TokenService, StartupError> {
+pub fn token_service(
+    settings: &Settings,
+    pool: &DbPool,
+    http: &dyn Fn() -> HttpClient,
+) -> Result<TokenService, StartupError> {
     let auth = &settings.auth;
     let secret = match &auth.jwt_secret {
         Some(secret) => secret.expose().to_owned(),
@@ -88,11 +95,14 @@ pub fn token_service(settings: &Settings, pool: &DbPool) -> Result<TokenService,
             .map_err(DbError::from)?
         }
     };
-    Ok(TokenService::new(secret.as_bytes(), external_issuer(settings)?))
+    Ok(TokenService::new(secret.as_bytes(), external_issuer(settings, http)?))
 }
 
 /// The external identity provider, when `--jwt-public-key` or `--jwt-jwks-url` names one.
-fn external_issuer(settings: &Settings) -> Result<Option<ExternalIssuer>, ConfigError> {
+fn external_issuer(
+    settings: &Settings,
+    http: &dyn Fn() -> HttpClient,
+) -> Result<Option<ExternalIssuer>, ConfigError> {
     let auth = &settings.auth;
     let (Some(issuer), Some(audience)) = (auth.jwt_issuer.clone(), auth.jwt_audience.clone())
     else {
@@ -102,8 +112,7 @@ fn external_issuer(settings: &Settings) -> Result<Option<ExternalIssuer>, Config
     Ok(match (&auth.jwt_public_key, &auth.jwt_jwks_url) {
         (Some(path), _) => Some(ExternalIssuer::from_pem(path, issuer, audience, claims)?),
         (None, Some(url)) => {
-            let http = crate::outbound::http_client();
-            Some(ExternalIssuer::from_jwks(url.clone(), http, issuer, audience, claims))
+            Some(ExternalIssuer::from_jwks(url.clone(), http(), issuer, audience, claims))
         }
         (None, None) => None,
     })
@@ -123,7 +132,11 @@ impl Application {
         settings.validate()?;
         let pool = open_database(&settings)?;
         end_interrupted_calls(&pool)?;
-        let tokens = Arc::new(token_service(&settings, &pool)?);
+        // The one outbound HTTP client (Google, a JWKS, the RPC backend), made only when one of
+        // them is configured: a hub without them never loads TLS roots.
+        let outbound = OnceCell::new();
+        let http = || outbound.get_or_init(crate::outbound::http_client).clone();
+        let tokens = Arc::new(token_service(&settings, &pool, &http)?);
         tokens.fetch_external_keys().await;
         let listener = listen(settings.http.bind)?;
         let address = listener
@@ -135,7 +148,8 @@ impl Application {
             settings.google.encryption_key.as_ref(),
             &settings.storage.database_url,
         )?);
-        let google = Google::from_settings(&settings.google, &public_url).map(Arc::new);
+        let google = Google::from_settings(&settings.google, &public_url, &http).map(Arc::new);
+        let rpc = RpcProxy::from_settings(&settings.backend, &http).map(Arc::new);
         let calendar = CalendarTool::new(pool.clone(), Arc::clone(&cipher), google.clone());
         let hubs = Hubs::start(&settings, pool.clone(), calendar);
         accounts::watch_disabled(
@@ -150,6 +164,7 @@ impl Application {
                 hubs.clone(),
                 pool.clone(),
                 Arc::clone(&tokens),
+                rpc,
             )),
             passwords: Arc::new(PasswordHasher::new()?),
             public_url,

@@ -11,6 +11,7 @@ use crate::db::DbPool;
 use crate::hubs::Hubs;
 use crate::limits::KeyedLimiter;
 use crate::net::ConnectionCaps;
+use crate::rpc_proxy::RpcProxy;
 
 /// Shared application state (behind `web::Data`).
 pub struct AppState {
@@ -49,6 +50,8 @@ impl AuthLimits {
 /// What each WebSocket session needs to know, shared by all of them.
 pub struct SessionConfig {
     pub hubs: Hubs,
+    /// The app's backend for `rpc` frames, when `--rpc-proxy-url` is set.
+    pub rpc: Option<Arc<RpcProxy>>,
     /// For the few frames that read before they ask a hub (a chat recipient's role).
     pub pool: DbPool,
     pub tokens: Arc<TokenService>,
@@ -70,12 +73,19 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    pub fn new(settings: &Settings, hubs: Hubs, pool: DbPool, tokens: Arc<TokenService>) -> Self {
+    pub fn new(
+        settings: &Settings,
+        hubs: Hubs,
+        pool: DbPool,
+        tokens: Arc<TokenService>,
+        rpc: Option<Arc<RpcProxy>>,
+    ) -> Self {
         let ws = &settings.websocket;
         Self {
             hubs,
             pool,
             tokens,
+            rpc,
             heartbeat_interval: ws.heartbeat_interval(),
             client_timeout: ws.client_timeout(),
             auth_timeout: ws.auth_timeout(),

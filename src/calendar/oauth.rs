@@ -86,9 +86,13 @@ pub struct Google {
 }
 
 impl Google {
-    pub fn from_settings(settings: &GoogleSettings, public_url: &str) -> Option<Self> {
+    pub fn from_settings(
+        settings: &GoogleSettings,
+        public_url: &str,
+        http: &dyn Fn() -> HttpClient,
+    ) -> Option<Self> {
         let config = GoogleConfig::from_settings(settings, public_url)?;
-        Some(Self { config: Arc::new(config), http: crate::outbound::http_client() })
+        Some(Self { config: Arc::new(config), http: http() })
     }
 }
 

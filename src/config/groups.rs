@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use google_calendar3::hyper::Uri;
 
+use super::ConfigError;
 use super::values::{
     DatabaseUrl, Secret, Synchronous, parse_company, parse_ice_servers, parse_public_url,
 };
@@ -350,4 +352,45 @@ pub struct GoogleSettings {
     /// Key for stored OAuth tokens; unset: generated once into a 0600 file beside the database.
     #[arg(long, env = "SWITCHBOARD_ENCRYPTION_KEY", global = true)]
     pub encryption_key: Option<Secret>,
+}
+
+/// The app's backend, which answers `rpc` frames (`docs/protocol.md` §11).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Backend (RPC proxy)")]
+pub struct BackendSettings {
+    /// Where `rpc` frames are POSTed, signed; unset: `rpc` answers `not_configured`.
+    #[arg(long, env = "SWITCHBOARD_RPC_PROXY_URL", global = true)]
+    pub rpc_proxy_url: Option<String>,
+
+    /// Key of the HMAC-SHA256 signature on every proxied call; required with --rpc-proxy-url.
+    #[arg(long, env = "SWITCHBOARD_RPC_PROXY_SECRET", global = true)]
+    pub rpc_proxy_secret: Option<Secret>,
+
+    /// How long the backend may take to answer an `rpc`.
+    #[arg(long, env = "SWITCHBOARD_RPC_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub rpc_timeout_ms: u64,
+}
+
+impl BackendSettings {
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.rpc_timeout_ms)
+    }
+
+    /// A backend URL is an absolute http(s) URL and comes with its secret: the hub never sends
+    /// a caller's identity unsigned.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.rpc_proxy_url else { return Ok(()) };
+        let parsed = url.parse::<Uri>().ok();
+        let scheme = parsed.as_ref().and_then(Uri::scheme_str);
+        if !matches!(scheme, Some("http" | "https"))
+            || parsed.and_then(|u| u.host().map(str::len)).unwrap_or(0) == 0
+        {
+            return Err(ConfigError::new("--rpc-proxy-url", "must be an http:// or https:// URL"));
+        }
+        if self.rpc_proxy_secret.is_none() {
+            return Err(ConfigError::new("--rpc-proxy-secret", "is required with --rpc-proxy-url"));
+        }
+        Ok(())
+    }
 }

@@ -9,8 +9,8 @@ mod values;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use groups::{
-    AuthSettings, CallsSettings, ChatSettings, GoogleSettings, HttpSettings, OriginPolicy,
-    StorageSettings, TelephonySettings, WebSocketSettings,
+    AuthSettings, BackendSettings, CallsSettings, ChatSettings, GoogleSettings, HttpSettings,
+    OriginPolicy, StorageSettings, TelephonySettings, WebSocketSettings,
 };
 pub use values::{DatabaseUrl, Secret, Synchronous};
 
@@ -109,6 +109,8 @@ pub struct Settings {
     pub telephony: TelephonySettings,
     #[command(flatten)]
     pub google: GoogleSettings,
+    #[command(flatten)]
+    pub backend: BackendSettings,
 }
 
 impl Settings {
@@ -158,7 +160,7 @@ impl Settings {
         {
             return Err(ConfigError::new("--jwt-secret", "must be at least 16 characters"));
         }
-        Ok(())
+        self.backend.validate()
     }
 }
 

@@ -29,6 +29,24 @@ pub fn find_by_id(conn: &mut DbConn, in_company: &str, user_id: &str) -> QueryRe
         .optional()
 }
 
+/// Whether `user_id` is someone of `company` the hub may act for: an enabled account, or (for
+/// an identity provider's users, who have no account here) a staff user seen connecting.
+pub fn known(conn: &mut DbConn, in_company: &str, user_id: &str) -> QueryResult<bool> {
+    use super::schema::agents::dsl as a;
+    use super::schema::users::dsl as u;
+    let account: Option<Option<i64>> = u::users
+        .filter(u::id.eq(user_id))
+        .filter(u::company.eq(in_company))
+        .select(u::disabled_at)
+        .first(conn)
+        .optional()?;
+    if let Some(disabled_at) = account {
+        return Ok(disabled_at.is_none());
+    }
+    let seen = a::agents.filter(a::company.eq(in_company)).filter(a::user_id.eq(user_id));
+    diesel::select(diesel::dsl::exists(seen)).get_result(conn)
+}
+
 /// Disables (`Some(at)`) or enables (`None`) the account with this email; false when there is
 /// none.
 pub fn set_disabled(conn: &mut DbConn, address: &str, at: Option<i64>) -> QueryResult<bool> {

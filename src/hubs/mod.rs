@@ -23,8 +23,11 @@ pub mod room;
 pub mod rooms;
 
 use actix::prelude::*;
+use serde_json::Value;
 
-use crate::calendar::CalendarTool;
+use crate::calendar::functions::FunctionError;
+use crate::calendar::tool::RunFunction;
+use crate::calendar::{self, CalendarTool};
 use crate::config::Settings;
 use crate::db::DbPool;
 
@@ -60,5 +63,25 @@ impl Hubs {
         presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: chat.clone().recipient() });
         Self { presence, rooms, calls, chat, calendar: calendar.start() }
+    }
+
+    /// Runs a calendar function for a user and shows `tool_call_executed` on that user's
+    /// screens: the one path for every caller — a session's `function_call`, Vapi's
+    /// `tool-calls`, a backend's `POST /api/v1/functions/{name}`. `phone_call` is the call the
+    /// function was run during, when a voice assistant ran it.
+    pub async fn run_function(
+        &self,
+        run: RunFunction,
+        phone_call: Option<&str>,
+    ) -> Result<Value, FunctionError> {
+        let (company, user_id) = (run.company.clone(), run.user_id.clone());
+        let (tool_call_id, name, arguments) =
+            (run.tool_call_id.clone(), run.name.clone(), run.arguments.clone());
+        let result =
+            self.calendar.send(run).await.unwrap_or_else(|_| Err(FunctionError::unavailable()));
+        let frame = calendar::executed_frame(&tool_call_id, &name, &arguments, &result, phone_call);
+        let except_conn = None;
+        self.presence.do_send(presence::DeliverToUser { company, user_id, except_conn, frame });
+        result
     }
 }

@@ -6,6 +6,7 @@ mod body;
 mod calendar;
 mod calls;
 mod chat;
+mod functions;
 mod health;
 mod pages;
 mod publish;
@@ -47,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(chat::configure)
     .configure(webhooks::configure)
     .configure(calendar::configure)
+    .configure(functions::configure)
     .configure(pages::configure);
 }
 

@@ -10,12 +10,11 @@ use serde_json::{Value, json};
 
 use super::calls::parse_owner;
 use crate::calendar::functions::{FunctionError, FunctionErrorCode};
-use crate::calendar::{self, tool::RunFunction};
+use crate::calendar::tool::RunFunction;
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice};
 use crate::db::{self, calls::StoredEvent};
 use crate::error::{AppError, ErrorCode};
 use crate::hubs;
-use crate::hubs::presence::DeliverToUser;
 use crate::ids::{CompanyId, UserId};
 use crate::state::AppState;
 use crate::telephony::{twilio, vapi};
@@ -177,7 +176,7 @@ async fn run_tool_calls(state: &AppState, message: &Value) -> Value {
     for call in vapi::tool_calls(message) {
         let result = match &acting {
             Err(why) => Err(FunctionError::new(FunctionErrorCode::CalendarNotConnected, *why)),
-            Ok((company, user_id, _)) => {
+            Ok((company, user_id, our_call_id)) => {
                 let run = RunFunction {
                     company: company.clone(),
                     user_id: user_id.clone(),
@@ -185,29 +184,9 @@ async fn run_tool_calls(state: &AppState, message: &Value) -> Value {
                     arguments: call.arguments.clone(),
                     tool_call_id: call.id.clone(),
                 };
-                state
-                    .hubs
-                    .calendar
-                    .send(run)
-                    .await
-                    .unwrap_or_else(|_| Err(FunctionError::unavailable()))
+                state.hubs.run_function(run, Some(our_call_id)).await
             }
         };
-        if let Ok((company, user_id, our_call_id)) = &acting {
-            let frame = calendar::executed_frame(
-                &call.id,
-                &call.name,
-                &call.arguments,
-                &result,
-                Some(our_call_id),
-            );
-            state.hubs.presence.do_send(DeliverToUser {
-                company: company.clone(),
-                user_id: user_id.clone(),
-                except_conn: None,
-                frame,
-            });
-        }
         results.push(match result {
             Ok(output) => {
                 json!({"toolCallId": call.id, "name": call.name, "result": output.to_string()})

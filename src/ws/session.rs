@@ -84,6 +84,8 @@ pub struct WsSession {
     /// This connection's place under `--max-connections-per-user`, taken at registration and
     /// held until the session (and with it the socket) is gone.
     user_slot: Option<CapGuard>,
+    /// `rpc` calls waiting on the backend (at most `rpc_proxy::MAX_IN_FLIGHT`).
+    pub(super) rpc_in_flight: usize,
 }
 
 /// What a session holds of its TCP connection (see [`crate::net`]); all of it is released
@@ -119,6 +121,7 @@ impl WsSession {
             discarding: false,
             transport,
             user_slot: None,
+            rpc_in_flight: 0,
         }
     }
 

@@ -5,8 +5,7 @@ use actix::prelude::*;
 use serde_json::Value;
 
 use super::Asked;
-use crate::calendar::{self, functions::FunctionError, tool::RunFunction};
-use crate::hubs::presence::DeliverToUser;
+use crate::calendar::tool::RunFunction;
 use crate::protocol::ServerMessage;
 use crate::user::Role;
 use crate::ws::session::{Ctx, WsSession};
@@ -30,16 +29,13 @@ impl WsSession {
             company: asked.identity.company.clone(),
             user_id: asked.identity.user.id.clone(),
             name: name.clone(),
-            arguments: arguments.clone(),
+            arguments,
             tool_call_id: call_id.clone(),
         };
-        self.config
-            .hubs
-            .calendar
-            .send(run)
+        let hubs = self.config.hubs.clone();
+        async move { hubs.run_function(run, None).await }
             .into_actor(self)
-            .map(move |result, act, ctx| {
-                let result = result.unwrap_or_else(|_| Err(FunctionError::unavailable()));
+            .map(move |result, _, ctx| {
                 let (call_id, name) = (call_id.as_str(), name.as_str());
                 asked.answer(
                     ctx,
@@ -53,14 +49,6 @@ impl WsSession {
                         },
                     },
                 );
-                let frame = calendar::executed_frame(call_id, name, &arguments, &result, None);
-                let (company, user_id) = (asked.identity.company, asked.identity.user.id);
-                act.config.hubs.presence.do_send(DeliverToUser {
-                    company,
-                    user_id,
-                    except_conn: None,
-                    frame,
-                });
             })
             .spawn(ctx);
     }

@@ -11,6 +11,7 @@
 //! | calls | `call_request`, `call_accept`, `call_decline`, `call_end`, `webrtc_*`, `ice_candidate` | [`calls`] |
 //! | functions | `function_call` | [`functions`] |
 //! | chat | `send_message`, `typing`, `mark_read` | [`chat`] |
+//! | backend | `rpc` | [`rpc`] |
 
 mod calls;
 mod chat;
@@ -18,6 +19,7 @@ mod connection;
 mod functions;
 mod presence;
 mod rooms;
+mod rpc;
 
 use serde_json::Value;
 
@@ -99,6 +101,7 @@ impl WsSession {
             ClientMessage::MarkRead { conversation, seq } => {
                 self.mark_read(ctx, asked, &conversation, seq)
             }
+            ClientMessage::Rpc { method, data } => self.rpc(ctx, asked, method, data),
             // `decode` turns unknown types into an error before they get here.
             ClientMessage::Unknown => {}
         }
