@@ -195,6 +195,26 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_url_is_http_and_comes_with_its_secret() {
+        let rule = |args: &[&str]| settings(args).validate().map_err(|e| e.setting);
+        assert_eq!(rule(&[]), Ok(()));
+        assert_eq!(
+            rule(&["--rpc-proxy-url", "http://127.0.0.1:9000/rpc"]),
+            Err("--rpc-proxy-secret")
+        );
+        let with_secret = ["--rpc-proxy-secret", "s3cret"];
+        for bad in ["ftp://backend/rpc", "backend/rpc", "http://", "not a url"] {
+            let args = [&["--rpc-proxy-url", bad][..], &with_secret[..]].concat();
+            assert_eq!(rule(&args), Err("--rpc-proxy-url"), "{bad}");
+        }
+        let good = [&["--rpc-proxy-url", "https://app.example.com/rpc?v=2"][..], &with_secret[..]]
+            .concat();
+        assert_eq!(rule(&good), Ok(()));
+        assert_eq!(settings(&good).backend.rpc_timeout(), std::time::Duration::from_secs(5));
+        assert!(!format!("{:?}", settings(&good)).contains("s3cret"));
+    }
+
+    #[test]
     fn groups_flatten_into_global_flags() {
         let s = settings(&["--default-company", "acme", "--call-grace-ms", "5"]);
         assert_eq!(s.telephony.default_company.as_str(), "acme");

@@ -9,9 +9,9 @@ use switchboard::auth::Role;
 use crate::fake_google::FakeGoogle;
 use crate::helpers::{TestApp, WsClient, spawn_app, spawn_app_with};
 
-const MORNING: (&str, &str) = ("2026-03-04T09:00:00Z", "2026-03-04T10:00:00Z");
+pub(crate) const MORNING: (&str, &str) = ("2026-03-04T09:00:00Z", "2026-03-04T10:00:00Z");
 
-async fn calendar_app(extra: &[&str]) -> (TestApp, FakeGoogle) {
+pub(crate) async fn calendar_app(extra: &[&str]) -> (TestApp, FakeGoogle) {
     let fake = FakeGoogle::start().await;
     let mut flags = fake.flags();
     flags.extend(extra.iter().map(|s| s.to_string()));
@@ -59,7 +59,7 @@ async fn start_connect(app: &TestApp, token: &str) -> (String, String) {
 }
 
 /// Runs the whole connect flow for `sub`, linking Google account `account`.
-async fn connect_calendar(app: &TestApp, fake: &FakeGoogle, sub: &str, account: &str) {
+pub(crate) async fn connect_calendar(app: &TestApp, fake: &FakeGoogle, sub: &str, account: &str) {
     let token = app.token(sub, Role::Agent, "acme");
     let (url, cookie) = start_connect(app, &token).await;
     let code = format!("code-{sub}");

@@ -3,11 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod backend;
 mod browser_calls;
 mod calendar;
 mod calls;
 mod chat;
 mod cli;
+mod fake_backend;
 mod fake_google;
 mod hardening;
 mod health;
