@@ -51,6 +51,14 @@ async fn an_rpc_reaches_the_backend_signed_with_the_verified_caller_and_its_answ
     assert_eq!(call["session_id"], session_id);
     assert_eq!(backend.lock().calls.len(), 2);
     assert_eq!(backend.lock().refused, 0, "every call carried a good signature");
+    for _ in 0..5 {
+        assert_eq!(rpc(&mut ann, "motivation", json!({})).await["type"], "rpc_result");
+    }
+    assert_eq!(
+        backend.lock().connections.len(),
+        1,
+        "one after the other, the calls reuse one connection"
+    );
 
     // A customer may call the backend too, as themselves.
     let mut guest = app.connect(&app.token("guest-9", Role::Customer, "acme")).await;

@@ -22,6 +22,8 @@ pub struct BackendState {
     pub calls: Vec<Value>,
     /// Requests refused for a missing, wrong or stale signature.
     pub refused: usize,
+    /// The hub's TCP connections the calls came on (their client ports).
+    pub connections: std::collections::HashSet<u16>,
     /// Calls being answered right now, and the most at once.
     pub in_flight: usize,
     pub most_in_flight: usize,
@@ -99,6 +101,7 @@ async fn rpc(
     {
         let mut s = state.lock().unwrap();
         s.calls.push(call.clone());
+        s.connections.extend(req.peer_addr().map(|a| a.port()));
         s.in_flight += 1;
         s.most_in_flight = s.most_in_flight.max(s.in_flight);
     }
