@@ -14,7 +14,7 @@ use crate::user::clean_display_name;
 
 /// `switchboard migrate`.
 pub fn migrate(settings: &Settings) -> Result<(), StartupError> {
-    open_database(settings)?;
+    open_database(settings, None)?;
     log::info!("database {} is up to date", settings.storage.database_url);
     Ok(())
 }
@@ -42,7 +42,7 @@ pub fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), StartupEr
         )
         .into());
     }
-    let pool = open_database(settings)?;
+    let pool = open_database(settings, None)?;
     let hasher = PasswordHasher::new()?;
     let password_hash = hasher.hash(&password)?;
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -81,7 +81,7 @@ pub fn set_user_disabled(
     disabled: bool,
 ) -> Result<(), StartupError> {
     let email = args.email.trim().to_lowercase();
-    let pool = open_database(settings)?;
+    let pool = open_database(settings, None)?;
     let mut conn = pool.get().map_err(DbError::from)?;
     let at = disabled.then(now_millis);
     if !db::users::set_disabled(&mut conn, &email, at).map_err(DbError::from)? {
@@ -110,7 +110,7 @@ pub fn print_token(settings: &Settings, args: &TokenArgs) -> Result<(), StartupE
     if args.ttl_secs == 0 {
         return Err(ConfigError::new("--ttl-secs", "must be positive").into());
     }
-    let pool = open_database(settings)?;
+    let pool = open_database(settings, None)?;
     let tokens = token_service(settings, &pool, &crate::outbound::http_client)?;
     let name = args.name.as_deref().map(clean_display_name);
     let issued = tokens.issue(

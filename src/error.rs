@@ -98,6 +98,17 @@ pub enum FunctionErrorCode {
 }
 
 impl FunctionErrorCode {
+    pub fn as_str(self) -> &'static str {
+        use FunctionErrorCode::*;
+        match self {
+            CalendarNotConnected => "calendar_not_connected",
+            InvalidArguments => "invalid_arguments",
+            NotFound => "not_found",
+            CalendarUnavailable => "calendar_unavailable",
+            UnknownFunction => "unknown_function",
+        }
+    }
+
     /// The HTTP status of `POST /api/v1/functions/{name}` answering this error.
     pub fn status(self) -> StatusCode {
         use FunctionErrorCode::*;

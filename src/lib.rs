@@ -48,6 +48,8 @@ pub mod error;
 pub mod hubs;
 pub mod ids;
 pub mod limits;
+pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod outbound;
 pub mod protocol;

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    switchboard::logging::init(cli.settings.operations.log_format);
     let settings = cli.settings;
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),

@@ -154,6 +154,112 @@ pub enum ClientMessage {
     Unknown,
 }
 
+/// Every client frame `type`, sorted: the label values of the frames-in metric.
+pub const CLIENT_FRAME_TYPES: &[&str] = &[
+    "agent_status",
+    "auth",
+    "call_accept",
+    "call_decline",
+    "call_end",
+    "call_request",
+    "function_call",
+    "get_connection_info",
+    "get_online_users",
+    "get_room_members",
+    "ice_candidate",
+    "join_room",
+    "leave_room",
+    "mark_read",
+    "ping",
+    "publish",
+    "rpc",
+    "send_message",
+    "typing",
+    "webrtc_answer",
+    "webrtc_offer",
+];
+
+/// Every server frame `type`, sorted: the label values of the frames-out metric.
+pub const SERVER_FRAME_TYPES: &[&str] = &[
+    "agent_status_changed",
+    "auth_refreshed",
+    "call_accepted",
+    "call_ended",
+    "call_queued",
+    "call_status_changed",
+    "call_taken",
+    "call_withdrawn",
+    "connected",
+    "connection_info",
+    "conversation_read",
+    "error",
+    "function_error",
+    "function_result",
+    "ice_candidate",
+    "incoming_call",
+    "message",
+    "message_sent",
+    "online_users",
+    "pong",
+    "presence_batch",
+    "presence_changed",
+    "published",
+    "queue_position",
+    "read_marked",
+    "room_joined",
+    "room_left",
+    "room_members",
+    "room_members_changed",
+    "room_message",
+    "rpc_error",
+    "rpc_result",
+    "server_message",
+    "test",
+    "tool_call_executed",
+    "typing",
+    "user_joined",
+    "user_left",
+    "webrtc_answer",
+    "webrtc_offer",
+];
+
+/// The `type` of an encoded server frame, read from its first bytes (serde writes an internally
+/// tagged enum's tag first): a cheap scan for the metrics, no parse.
+pub fn frame_type(frame: &str) -> Option<&str> {
+    let rest = frame.strip_prefix(r#"{"type":""#)?;
+    rest.split_once('"').map(|(kind, _)| kind)
+}
+
+impl ClientMessage {
+    /// The frame's `type`, as the client wrote it (for the frames-in metric).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Auth { .. } => "auth",
+            ClientMessage::Ping => "ping",
+            ClientMessage::JoinRoom { .. } => "join_room",
+            ClientMessage::LeaveRoom { .. } => "leave_room",
+            ClientMessage::GetRoomMembers { .. } => "get_room_members",
+            ClientMessage::Publish { .. } => "publish",
+            ClientMessage::GetOnlineUsers => "get_online_users",
+            ClientMessage::GetConnectionInfo => "get_connection_info",
+            ClientMessage::AgentStatus { .. } => "agent_status",
+            ClientMessage::CallRequest { .. } => "call_request",
+            ClientMessage::CallAccept { .. } => "call_accept",
+            ClientMessage::CallDecline { .. } => "call_decline",
+            ClientMessage::CallEnd { .. } => "call_end",
+            ClientMessage::WebrtcOffer { .. } => "webrtc_offer",
+            ClientMessage::WebrtcAnswer { .. } => "webrtc_answer",
+            ClientMessage::IceCandidate { .. } => "ice_candidate",
+            ClientMessage::FunctionCall { .. } => "function_call",
+            ClientMessage::SendMessage { .. } => "send_message",
+            ClientMessage::Typing { .. } => "typing",
+            ClientMessage::MarkRead { .. } => "mark_read",
+            ClientMessage::Rpc { .. } => "rpc",
+            ClientMessage::Unknown => "unknown",
+        }
+    }
+}
+
 /// An `rpc` method name: 1–64 characters of `[a-z0-9_.]`, checked where the frame is read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
@@ -545,6 +651,27 @@ mod tests {
             decode(r#"{"type":"rpc","method":"Bad"}"#),
             Err(DecodeError::InvalidMessage { .. })
         ));
+    }
+
+    #[test]
+    fn the_frame_type_lists_name_real_frames() {
+        for list in [CLIENT_FRAME_TYPES, SERVER_FRAME_TYPES] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "sorted, for binary search");
+        }
+        for kind in CLIENT_FRAME_TYPES {
+            let decoded = decode(&format!(r#"{{"type":"{kind}"}}"#));
+            assert!(!matches!(decoded, Err(DecodeError::UnknownType { .. })), "{kind}");
+            if let Ok(request) = decoded {
+                assert_eq!(request.message.kind(), *kind);
+            }
+        }
+        let pong = encode(&ServerMessage::Pong { ts: 1 });
+        assert_eq!(frame_type(&pong), Some("pong"));
+        let error = error_frame(ErrorCode::Forbidden, "no", Some(&Value::from(1)));
+        assert_eq!(frame_type(&error), Some("error"));
+        for kind in ["pong", "error", "room_message", "call_status_changed", "rpc_result"] {
+            assert!(SERVER_FRAME_TYPES.binary_search(&kind).is_ok(), "{kind}");
+        }
     }
 
     #[test]

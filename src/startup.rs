@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use base64::Engine;
 
@@ -16,15 +16,16 @@ use crate::auth::{ClaimPath, ExternalIssuer, PasswordHashError, PasswordHasher, 
 use crate::calendar::CalendarTool;
 use crate::calendar::crypto::TokenCipher;
 use crate::calendar::oauth::Google;
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, MetricsBind, Settings};
 use crate::db::{self, DbError, DbPool};
 use crate::hubs::Hubs;
 use crate::hubs::calls::BROWSER_PROVIDER;
 use crate::hubs::presence::CloseAll;
+use crate::metrics::Metrics;
 use crate::outbound::HttpClient;
 use crate::rpc_proxy::RpcProxy;
 use crate::state::{AppState, AuthLimits, SessionConfig};
-use crate::{accounts, net, routes, ws};
+use crate::{accounts, logging, net, routes, ws};
 
 /// Why the hub could not start (or stopped); the message names the setting at fault where
 /// there is one.
@@ -51,12 +52,17 @@ pub struct Application {
     address: SocketAddr,
     server: Server,
     hubs: Hubs,
+    /// `/metrics`' own listener and server, with `--metrics-bind ADDR`.
+    metrics: Option<(SocketAddr, Server)>,
 }
 
 /// Opens the database and applies pending migrations (shared by `serve` and the sub-commands).
-pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
+pub fn open_database(
+    settings: &Settings,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<DbPool, StartupError> {
     let storage = &settings.storage;
-    let pool = db::connect(&storage.database_url, storage.sqlite_synchronous)?;
+    let pool = db::connect_timed(&storage.database_url, storage.sqlite_synchronous, metrics)?;
     for version in db::migrate(&pool)? {
         log::info!("applied migration {version}");
     }
@@ -130,7 +136,11 @@ fn random_secret() -> String {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         settings.validate()?;
-        let pool = open_database(&settings)?;
+        let metrics = Arc::new(match settings.operations.metrics_bind {
+            Some(MetricsBind::Off) => Metrics::disabled(),
+            _ => Metrics::new(),
+        });
+        let pool = open_database(&settings, Some(metrics.clone()))?;
         end_interrupted_calls(&pool)?;
         // The one outbound HTTP client (Google, a JWKS, the RPC backend), made only when one of
         // them is configured: a hub without them never loads TLS roots.
@@ -151,7 +161,7 @@ impl Application {
         let google = Google::from_settings(&settings.google, &public_url, &http).map(Arc::new);
         let rpc = RpcProxy::from_settings(&settings.backend, &http).map(Arc::new);
         let calendar = CalendarTool::new(pool.clone(), Arc::clone(&cipher), google.clone());
-        let hubs = Hubs::start(&settings, pool.clone(), calendar);
+        let hubs = Hubs::start(&settings, pool.clone(), calendar, metrics);
         accounts::watch_disabled(
             pool.clone(),
             tokens.disabled_users().clone(),
@@ -175,9 +185,14 @@ impl Application {
             cipher,
             settings,
         };
+        let state = web::Data::new(state);
+        let metrics = match state.settings.operations.metrics_bind {
+            Some(MetricsBind::Listen(bind)) => Some(serve_metrics(state.clone(), bind)?),
+            _ => None,
+        };
         let server = serve(state, listener, address)?;
         log::info!("listening on http://{address}");
-        Ok(Self { address, server, hubs })
+        Ok(Self { address, server, hubs, metrics })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -188,9 +203,19 @@ impl Application {
         self.address.port()
     }
 
+    /// The address of `/metrics`' own listener, with `--metrics-bind ADDR`.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(address, _)| *address)
+    }
+
     /// Serves until SIGINT/SIGTERM, then closes every WebSocket with 1001 and stops gracefully.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let handle = self.server.handle();
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let presence = self.hubs.presence.clone();
         actix_web::rt::spawn(async move {
             shutdown_signal().await;
@@ -200,25 +225,52 @@ impl Application {
             }
             // Give the sessions a moment to write their close frames.
             actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+            if let Some(metrics) = metrics {
+                metrics.stop(true).await;
+            }
             handle.stop(true).await;
         });
         self.server.await.map_err(StartupError::Server)
     }
 }
 
+/// `/metrics` on a listener of its own (`--metrics-bind ADDR`): one worker, that one route.
+fn serve_metrics(
+    state: web::Data<AppState>,
+    bind: SocketAddr,
+) -> Result<(SocketAddr, Server), StartupError> {
+    let listener = listen(bind).map_err(|e| ConfigError::new("--metrics-bind", e.reason))?;
+    let address =
+        listener.local_addr().map_err(|source| StartupError::Serve { address: bind, source })?;
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).route(
+            "/metrics",
+            web::get().to(|state: web::Data<AppState>| async move {
+                routes::metrics::scrape(&state).await
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|source| StartupError::Serve { address, source })?
+    .run();
+    log::info!("metrics on http://{address}/metrics");
+    Ok((address, server))
+}
+
 /// The HTTP server over `listener`: every route, the shared state, the access log.
 fn serve(
-    state: AppState,
+    state: web::Data<AppState>,
     listener: TcpListener,
     address: SocketAddr,
 ) -> Result<Server, StartupError> {
     let workers = state.settings.http.worker_threads();
     let write_timeout = state.settings.websocket.write_timeout();
     let token_data = web::Data::from(Arc::clone(&state.tokens));
-    let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(access_log())
+            .wrap(from_fn(logging::access_log))
             .app_data(state.clone())
             .app_data(token_data.clone())
             .configure(routes::configure)
@@ -269,10 +321,4 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Access log with the path only: tokens may travel in query strings, which are never logged.
-fn access_log() -> Logger {
-    Logger::new(r#"%a "%{method}xi %U" %s %b %Dms"#)
-        .custom_request_replace("method", |req| req.method().to_string())
 }

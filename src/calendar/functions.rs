@@ -99,6 +99,11 @@ pub const NAMES: [&str; 5] = [
 const MAX_TEXT: usize = 2000;
 
 /// Parses a call by name; `arguments` may be an object or a JSON string holding one.
+/// `name` as one of [`NAMES`], or `"unknown"`: a bounded label for the metrics.
+pub fn known_name(name: &str) -> &'static str {
+    NAMES.iter().find(|known| **known == name).copied().unwrap_or("unknown")
+}
+
 pub fn parse(name: &str, arguments: &Value) -> Result<Function, FunctionError> {
     if !NAMES.contains(&name) {
         return Err(FunctionError::new(

@@ -12,7 +12,8 @@ use google_calendar3::hyper::Uri;
 
 use super::ConfigError;
 use super::values::{
-    DatabaseUrl, Secret, Synchronous, parse_company, parse_ice_servers, parse_public_url,
+    DatabaseUrl, LogFormat, MetricsBind, Secret, Synchronous, parse_company, parse_ice_servers,
+    parse_metrics_bind, parse_public_url,
 };
 use crate::ids::CompanyId;
 
@@ -393,4 +394,18 @@ impl BackendSettings {
         }
         Ok(())
     }
+}
+
+/// What operators watch: metrics and logs (`docs/protocol.md` §10).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Operations")]
+pub struct OperationsSettings {
+    /// Where `/metrics` is served: unset = the main listener, to loopback peers only; an
+    /// address = a listener of its own (any peer); `off` = nowhere.
+    #[arg(long, env = "SWITCHBOARD_METRICS_BIND", value_parser = parse_metrics_bind, global = true)]
+    pub metrics_bind: Option<MetricsBind>,
+
+    /// Log lines as text, or one JSON object per line.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 }

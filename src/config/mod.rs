@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use groups::{
     AuthSettings, BackendSettings, CallsSettings, ChatSettings, GoogleSettings, HttpSettings,
-    OriginPolicy, StorageSettings, TelephonySettings, WebSocketSettings,
+    OperationsSettings, OriginPolicy, StorageSettings, TelephonySettings, WebSocketSettings,
 };
-pub use values::{DatabaseUrl, Secret, Synchronous};
+pub use values::{DatabaseUrl, LogFormat, MetricsBind, Secret, Synchronous};
 
 /// The command line: global settings plus an optional sub-command (`serve` when absent).
 #[derive(Debug, Parser)]
@@ -111,6 +111,8 @@ pub struct Settings {
     pub google: GoogleSettings,
     #[command(flatten)]
     pub backend: BackendSettings,
+    #[command(flatten)]
+    pub operations: OperationsSettings,
 }
 
 impl Settings {

@@ -39,6 +39,33 @@ impl FromStr for Secret {
     }
 }
 
+/// `--metrics-bind`: `/metrics` on a listener of its own, or nowhere (unset: on the main
+/// listener, to loopback peers only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsBind {
+    Off,
+    Listen(std::net::SocketAddr),
+}
+
+pub(super) fn parse_metrics_bind(value: &str) -> Result<MetricsBind, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(MetricsBind::Off);
+    }
+    value
+        .parse()
+        .map(MetricsBind::Listen)
+        .map_err(|_| "must be an address (127.0.0.1:9100) or off".to_owned())
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `[time LEVEL target] message key=value…`
+    Text,
+    /// One JSON object per line: timestamp, level, target, message, and the fields logged.
+    Json,
+}
+
 /// How hard SQLite syncs a commit to disk (`--sqlite-synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Synchronous {

@@ -11,16 +11,19 @@ pub mod schema;
 pub mod server_settings;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::event::CheckinEvent;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, HandleEvent, NopEventHandler, Pool};
 use diesel::{Connection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::{ConfigError, DatabaseUrl, Synchronous};
 use crate::error::AppError;
+use crate::metrics::Metrics;
 
 pub type DbConn = SqliteConnection;
 pub type DbPool = Pool<ConnectionManager<DbConn>>;
@@ -58,6 +61,31 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
 /// Opens the database (creating the file) and builds the pool. Fails fast with an error that
 /// names `--database-url` when the file cannot be opened.
 pub fn connect(url: &DatabaseUrl, synchronous: Synchronous) -> Result<DbPool, ConfigError> {
+    connect_timed(url, synchronous, None)
+}
+
+/// Records how long each piece of work holds a connection (the checkout time r2d2 reports when
+/// the connection comes back): the `db_query_seconds` histogram.
+struct QueryTimer(Arc<Metrics>);
+
+impl std::fmt::Debug for QueryTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueryTimer")
+    }
+}
+
+impl HandleEvent for QueryTimer {
+    fn handle_checkin(&self, event: CheckinEvent) {
+        self.0.db_query(event.duration());
+    }
+}
+
+/// [`connect`], timing every use of a connection into `metrics` when given.
+pub fn connect_timed(
+    url: &DatabaseUrl,
+    synchronous: Synchronous,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<DbPool, ConfigError> {
     let pragmas = pragmas(synchronous);
     let path = url.path.to_string_lossy().into_owned();
     let config_error = |reason: String| ConfigError::new("--database-url", reason);
@@ -71,6 +99,10 @@ pub fn connect(url: &DatabaseUrl, synchronous: Synchronous) -> Result<DbPool, Co
         .max_size(POOL_SIZE)
         .connection_timeout(Duration::from_secs(5))
         .connection_customizer(Box::new(SqlitePragmas(pragmas)))
+        .event_handler(match metrics {
+            Some(metrics) => Box::new(QueryTimer(metrics)),
+            None => Box::new(NopEventHandler),
+        })
         .build(ConnectionManager::new(path))
         .map_err(|e| config_error(format!("cannot open {url}: {e}")))
 }

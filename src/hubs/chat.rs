@@ -20,6 +20,7 @@
 //! | [`PresenceEvent`] | the PresenceHub | forgets a closed connection's typing throttle |
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -34,6 +35,7 @@ use crate::db::{self, DbError, DbPool};
 use crate::error::ErrorCode;
 use crate::ids::{CompanyId, ConnId, UserId};
 use crate::limits::TokenBucket;
+use crate::metrics::Metrics;
 use crate::protocol::{ChatMessage, Sender, ServerMessage, encode};
 use crate::time::now_millis;
 use crate::time::timestamp_from_millis;
@@ -97,6 +99,7 @@ pub struct ChatHub {
     typing: HashMap<(ConnId, ConversationId), (Instant, bool)>,
     /// `--message-retention-days`, when set.
     retention: Option<Duration>,
+    metrics: Arc<Metrics>,
 }
 
 struct Pending {
@@ -107,9 +110,14 @@ struct Pending {
 }
 
 impl ChatHub {
-    pub fn new(presence: Addr<PresenceHub>, pool: DbPool, retention: Option<Duration>) -> Self {
+    pub fn new(
+        presence: Addr<PresenceHub>,
+        pool: DbPool,
+        retention: Option<Duration>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (waiting, send_limits, typing) = (Vec::new(), HashMap::new(), HashMap::new());
-        Self { presence, pool, waiting, storing: false, send_limits, typing, retention }
+        Self { presence, pool, waiting, storing: false, send_limits, typing, retention, metrics }
     }
 
     /// Deletes the messages older than the retention (at start, then daily).
@@ -149,7 +157,10 @@ impl ChatHub {
     /// A batch is stored (or not): answer each sender, then push each new message.
     fn stored(&mut self, batch: Vec<Pending>, result: Result<Vec<Stored>, DbError>) {
         let stored = match result {
-            Ok(stored) => stored,
+            Ok(stored) => {
+                self.metrics.chat_messages_stored(stored.iter().filter(|s| !s.repeated).count());
+                stored
+            }
             Err(e) => {
                 log::error!("storing {} chat messages failed: {e}", batch.len());
                 for pending in batch {

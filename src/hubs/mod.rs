@@ -22,14 +22,17 @@ pub mod presence;
 pub mod room;
 pub mod rooms;
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use serde_json::Value;
 
-use crate::calendar::functions::FunctionError;
+use crate::calendar::functions::{self, FunctionError};
 use crate::calendar::tool::RunFunction;
 use crate::calendar::{self, CalendarTool};
 use crate::config::Settings;
 use crate::db::DbPool;
+use crate::metrics::Metrics;
 
 pub use calls::CallHub;
 pub use chat::ChatHub;
@@ -45,24 +48,32 @@ pub struct Hubs {
     pub calls: Addr<CallHub>,
     pub chat: Addr<ChatHub>,
     pub calendar: Addr<CalendarTool>,
+    /// What every hub and session counts (`docs/protocol.md` §10).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Hubs {
     /// Starts every hub on the current arbiter and wires their subscriptions.
-    pub fn start(settings: &Settings, pool: DbPool, calendar: CalendarTool) -> Self {
+    pub fn start(
+        settings: &Settings,
+        pool: DbPool,
+        calendar: CalendarTool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let ws = &settings.websocket;
-        let presence = PresenceHub::default().start();
+        let presence = PresenceHub::new(metrics.clone()).start();
         let limits = rooms::RoomLimits {
             max_rooms_per_connection: ws.max_rooms_per_connection as usize,
             member_events_max: ws.room_member_events_max as usize,
         };
         let rooms = RoomHub::new(presence.clone(), limits).start();
         let calls = CallHub::new(presence.clone(), pool.clone(), settings.calls.clone()).start();
-        let chat = ChatHub::new(presence.clone(), pool, settings.chat.retention()).start();
+        let retention = settings.chat.retention();
+        let chat = ChatHub::new(presence.clone(), pool, retention, metrics.clone()).start();
         presence.do_send(presence::Subscribe { subscriber: rooms.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: chat.clone().recipient() });
-        Self { presence, rooms, calls, chat, calendar: calendar.start() }
+        Self { presence, rooms, calls, chat, calendar: calendar.start(), metrics }
     }
 
     /// Runs a calendar function for a user and shows `tool_call_executed` on that user's
@@ -79,6 +90,8 @@ impl Hubs {
             (run.tool_call_id.clone(), run.name.clone(), run.arguments.clone());
         let result =
             self.calendar.send(run).await.unwrap_or_else(|_| Err(FunctionError::unavailable()));
+        let outcome = result.as_ref().err().map_or("ok", |e| e.code.as_str());
+        self.metrics.calendar_call(functions::known_name(&name), outcome);
         let frame = calendar::executed_frame(&tool_call_id, &name, &arguments, &result, phone_call);
         let except_conn = None;
         self.presence.do_send(presence::DeliverToUser { company, user_id, except_conn, frame });

@@ -8,6 +8,7 @@ mod calls;
 mod chat;
 mod functions;
 mod health;
+pub mod metrics;
 mod pages;
 mod publish;
 mod status;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|err, _| AppError::invalid_message(err.to_string()).into()),
     )
     .configure(health::configure)
+    .configure(metrics::configure)
     .configure(auth::configure)
     .configure(status::configure)
     .configure(publish::configure)

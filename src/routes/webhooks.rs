@@ -3,6 +3,7 @@
 //! the provider retries, and the transaction leaves nothing half-written.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -40,9 +41,29 @@ fn invalid_signature() -> AppError {
     AppError::new(ErrorCode::InvalidSignature, "missing or invalid webhook signature")
 }
 
-/// Stores the event; a storage failure becomes 503 `storage_unavailable`.
-async fn record(state: &AppState, event: CallEvent) -> Result<StoredEvent, AppError> {
-    Ok(hubs::calls::record(&state.pool, &state.hubs.calls, event).await?)
+/// Stores the event; a storage failure becomes 503 `storage_unavailable`. A change that was
+/// pushed is timed from the request's arrival (`webhook_to_push_seconds`).
+async fn record(
+    state: &AppState,
+    event: CallEvent,
+    arrived: Instant,
+) -> Result<StoredEvent, AppError> {
+    let stored = hubs::calls::record(&state.pool, &state.hubs.calls, event).await?;
+    if stored.applied {
+        state.hubs.metrics.webhook_pushed(arrived.elapsed());
+    }
+    Ok(stored)
+}
+
+/// Counts a webhook request by provider and outcome (`ok`, or the error code it answered).
+fn counted(
+    state: &AppState,
+    provider: &'static str,
+    result: Result<HttpResponse, AppError>,
+) -> Result<HttpResponse, AppError> {
+    let outcome = result.as_ref().err().map_or("ok", |e| e.code.as_str());
+    state.hubs.metrics.webhook(provider, outcome);
+    result
 }
 
 /// A company or user id from a signed URL or trusted metadata; malformed ones are refused.
@@ -51,11 +72,21 @@ fn parse_company(value: &str) -> Result<CompanyId, AppError> {
 }
 
 /// `POST /api/v1/webhooks/twilio`: a voice status callback, form-encoded.
-/// The signature covers the body, so it is read (capped, with a deadline) before it is checked.
 async fn twilio_status(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let arrived = Instant::now();
+    counted(&state, "twilio", twilio_callback(req, payload, &state, arrived).await)
+}
+
+/// The signature covers the body, so it is read (capped, with a deadline) before it is checked.
+async fn twilio_callback(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    arrived: Instant,
 ) -> Result<HttpResponse, AppError> {
     let token = state
         .settings
@@ -79,7 +110,7 @@ async fn twilio_status(
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|e| AppError::invalid_message(e.to_string()))?
         .into_inner();
-    let company = company_choice(&state, query.get("company").map(String::as_str))?;
+    let company = company_choice(state, query.get("company").map(String::as_str))?;
     let target = CallTarget::Keys(vec![("twilio".into(), callback.call_sid.clone())]);
     let event = CallEvent {
         ended_reason: callback.ended_reason,
@@ -93,7 +124,7 @@ async fn twilio_status(
         data: callback.params,
         ..CallEvent::new(company, target, "twilio", callback.status)
     };
-    record(&state, event).await?;
+    record(state, event, arrived).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -107,11 +138,21 @@ fn company_choice(state: &AppState, named: Option<&str>) -> Result<CompanyChoice
 }
 
 /// `POST /api/v1/webhooks/vapi`: a Vapi server message.
-/// Vapi authenticates with a header, so a stranger is refused before a byte of body is read.
 async fn vapi_message(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let arrived = Instant::now();
+    counted(&state, "vapi", vapi_server_message(req, payload, &state, arrived).await)
+}
+
+/// Vapi authenticates with a header, so a stranger is refused before a byte of body is read.
+async fn vapi_server_message(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    arrived: Instant,
 ) -> Result<HttpResponse, AppError> {
     let secret =
         state.settings.telephony.vapi_secret.as_ref().ok_or_else(|| not_configured("Vapi"))?;
@@ -130,11 +171,11 @@ async fn vapi_message(
                 );
                 return Ok(HttpResponse::Ok().json(json!({})));
             };
-            record(&state, vapi_event(&state, *report, status, message)?).await?;
+            record(state, vapi_event(state, *report, status, message)?, arrived).await?;
             Ok(HttpResponse::Ok().json(json!({})))
         }
         vapi::VapiMessage::ToolCalls { .. } => {
-            Ok(HttpResponse::Ok().json(run_tool_calls(&state, &message).await))
+            Ok(HttpResponse::Ok().json(run_tool_calls(state, &message).await))
         }
         vapi::VapiMessage::Other(kind) => {
             log::debug!("vapi message '{kind}' acknowledged");

@@ -64,9 +64,23 @@ async fn handshake_identity(
     Ok(Some(identity))
 }
 
+/// The handshake; a refused one is counted by its error code (`handshakes_refused`).
+async fn upgrade(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: &AppState,
+    required_user: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let result = checked_upgrade(req, stream, state, required_user).await;
+    if let Err(e) = &result {
+        state.hubs.metrics.handshake_refused(e.code.as_str());
+    }
+    result
+}
+
 /// The checks in order of cost — origin, the address's handshake rate and connection count,
 /// the token, the legacy path's user — then the upgrade.
-async fn upgrade(
+async fn checked_upgrade(
     req: HttpRequest,
     stream: web::Payload,
     state: &AppState,

@@ -37,9 +37,10 @@ use crate::hubs::presence::{Connect, Disconnect};
 use crate::hubs::rooms::JoinRoom;
 use crate::ids::{ConnId, RoomName};
 use crate::limits::{InboundLimiter, Verdict};
+use crate::metrics::Metrics;
 use crate::net::{CapGuard, SocketHandle, SocketLife};
 use crate::protocol::{
-    AgentStatus, ClientMessage, CloseCode, Request, ServerMessage, UserWithCompany, decode,
+    AgentStatus, ClientMessage, CloseCode, Frame, Request, ServerMessage, UserWithCompany, decode,
     encode_reply, error_frame,
 };
 use crate::state::SessionConfig;
@@ -47,6 +48,12 @@ use crate::ws::guard::{Trip, Tripped};
 
 /// The actor context every handler of a session gets.
 pub(super) type Ctx = ws::WebsocketContext<WsSession>;
+
+/// Writes a frame to the client, counting it by type.
+pub(super) fn write_counted(metrics: &Metrics, ctx: &mut Ctx, frame: Frame) {
+    metrics.frame_out(&frame);
+    ctx.text(frame);
+}
 
 /// The welcome text of the `connected` frame (kept from the systems this hub replaces).
 const WELCOME: &str = "Successfully connected to WebSocket server";
@@ -142,6 +149,7 @@ impl WsSession {
     /// `--write-timeout-ms` (within [`ABUSE_GRACE`] after a 1002 or 1009: its input is being
     /// read and dropped meanwhile) has its socket reset.
     pub(super) fn close(&mut self, ctx: &mut Ctx, code: CloseCode, reason: &str) {
+        self.config.hubs.metrics.closed(code);
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::from(code.as_u16()),
             description: Some(reason.to_owned()),
@@ -156,12 +164,18 @@ impl WsSession {
     }
 
     pub(super) fn send_error(
+        &self,
         ctx: &mut Ctx,
         code: ErrorCode,
         text: &str,
         reference: Option<&Value>,
     ) {
-        ctx.text(error_frame(code, text, reference));
+        self.write(ctx, error_frame(code, text, reference));
+    }
+
+    /// Writes a frame to the client, counted by type (`docs/protocol.md` §10).
+    pub(super) fn write(&self, ctx: &mut Ctx, frame: Frame) {
+        write_counted(&self.config.hubs.metrics, ctx, frame);
     }
 
     /// Adds this connection to the directory and greets the client. Runs with `wait`, so
@@ -231,7 +245,7 @@ impl WsSession {
             heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
             message: WELCOME,
         };
-        ctx.text(encode_reply(&connected, reference.as_ref()));
+        self.write(ctx, encode_reply(&connected, reference.as_ref()));
         if identity.role().is_staff()
             && let Some(reply_to) = self.reply_to(ctx, None)
         {
@@ -268,9 +282,16 @@ impl WsSession {
         if self.identity.is_none() {
             return self.on_first_frame(ctx, text);
         }
+        let metrics = &self.config.hubs.metrics;
         match decode(text) {
-            Ok(request) => self.dispatch(ctx, request),
-            Err(e) => ctx.text(e.to_frame()),
+            Ok(request) => {
+                metrics.frame_in(request.message.kind());
+                self.dispatch(ctx, request)
+            }
+            Err(e) => {
+                metrics.frame_in("invalid");
+                self.write(ctx, e.to_frame())
+            }
         }
     }
 
@@ -278,8 +299,10 @@ impl WsSession {
     /// while its token is verified (`wait`).
     fn on_first_frame(&mut self, ctx: &mut Ctx, text: &str) {
         let Ok(Request { message: ClientMessage::Auth { token }, reference }) = decode(text) else {
+            self.config.hubs.metrics.frame_in("invalid");
             return self.close(ctx, CloseCode::Unauthorized, "expected an auth frame first");
         };
+        self.config.hubs.metrics.frame_in("auth");
         let tokens = Arc::clone(&self.config.tokens);
         async move { tokens.verify_fresh(&token).await }
             .into_actor(self)
@@ -312,7 +335,7 @@ impl WsSession {
         match self.limiter.check(Instant::now()) {
             Verdict::Accept => true,
             Verdict::Reject => {
-                Self::send_error(ctx, ErrorCode::RateLimited, "too many frames, slow down", None);
+                self.send_error(ctx, ErrorCode::RateLimited, "too many frames, slow down", None);
                 false
             }
             Verdict::Disconnect => {
@@ -325,7 +348,7 @@ impl WsSession {
     fn on_complete(&mut self, ctx: &mut Ctx, is_text: bool, bytes: Bytes) {
         if !is_text {
             let text = "frames are JSON text, not binary";
-            return Self::send_error(ctx, ErrorCode::InvalidMessage, text, None);
+            return self.send_error(ctx, ErrorCode::InvalidMessage, text, None);
         }
         match ByteString::try_from(bytes) {
             Ok(text) => self.on_message(ctx, &text),
@@ -461,7 +484,8 @@ impl Handler<Deliver> for WsSession {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Ctx) {
-        ctx.text(msg.frame);
+        self.config.hubs.metrics.delivered();
+        self.write(ctx, msg.frame);
     }
 }
 

@@ -14,7 +14,7 @@ const TWILIO_TOKEN: &str = "twilio-test-auth-token";
 const VAPI_SECRET: &str = "vapi-test-secret";
 const QUIET: Duration = Duration::from_millis(300);
 
-async fn telephony_app() -> TestApp {
+pub(crate) async fn telephony_app() -> TestApp {
     spawn_app_with(&[
         "--twilio-auth-token",
         TWILIO_TOKEN,
@@ -45,7 +45,7 @@ fn form(params: &[(&str, &str)]) -> String {
 }
 
 /// POSTs a status callback signed (or not) as Twilio would; the status and the body.
-async fn post_twilio(
+pub(crate) async fn post_twilio(
     app: &TestApp,
     query: &str,
     params: &[(&str, &str)],
@@ -65,7 +65,7 @@ async fn post_twilio(
     (res.status().as_u16(), serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-async fn twilio(app: &TestApp, query: &str, params: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn twilio(app: &TestApp, query: &str, params: &[(&str, &str)]) -> (u16, Value) {
     let path = if query.is_empty() {
         "/api/v1/webhooks/twilio".to_owned()
     } else {
@@ -75,7 +75,11 @@ async fn twilio(app: &TestApp, query: &str, params: &[(&str, &str)]) -> (u16, Va
     post_twilio(app, query, params, Some(signature)).await
 }
 
-fn callback<'a>(sid: &'a str, status: &'a str, sequence: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn callback<'a>(
+    sid: &'a str,
+    status: &'a str,
+    sequence: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("AccountSid", "AC00000000000000000000000000000000"),
         ("ApiVersion", "2010-04-01"),

@@ -30,6 +30,8 @@ pub struct TestApp {
     pub port: u16,
     pub db_url: String,
     pub http: awc::Client,
+    /// `/metrics` on its own listener, with `--metrics-bind ADDR`.
+    pub metrics_url: Option<String>,
     tokens: TokenService,
     _dir: tempfile::TempDir,
 }
@@ -78,6 +80,7 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
     let settings = Settings::from_args(args).expect("test settings parse");
     let app = Application::build(settings).await.expect("server builds");
     let port = app.port();
+    let metrics_url = app.metrics_address().map(|a| format!("http://{a}/metrics"));
     actix_web::rt::spawn(app.run_until_stopped());
     // No cap on simultaneous connections (awc defaults to 100): big-room tests hold more.
     let connector = awc::Connector::new().limit(0);
@@ -88,6 +91,7 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
         port,
         db_url,
         http,
+        metrics_url,
         tokens: TokenService::new(TEST_SECRET.as_bytes(), None),
         _dir: dir,
     }

@@ -30,23 +30,22 @@
 //! | [`CloseUser`] | the disabled-accounts watch | — (the user's connections close, 4001) |
 //! | [`CloseAll`] | shutdown | connections asked to close (1001) |
 
-use std::collections::HashMap;
-
-use actix::prelude::*;
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-
 mod status;
 
-pub use status::{DeliverToAvailableAgents, SetAgentStatus, SetInCall};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
-use std::collections::HashSet;
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+pub use status::{DeliverToAvailableAgents, SetAgentStatus, SetInCall};
 
 use self::status::shown_status;
 use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
 use crate::chat::ConversationId;
 use crate::ids::{CompanyId, ConnId, UserId};
+use crate::metrics::Metrics;
 use crate::protocol::{AgentStatus, CloseCode, Frame, OnlineUser, ServerMessage, encode};
 use crate::user::{Role, UserRef};
 
@@ -69,6 +68,7 @@ pub enum PresenceEvent {
 /// The directory actor. See the module docs.
 #[derive(Default)]
 pub struct PresenceHub {
+    metrics: Arc<Metrics>,
     companies: HashMap<CompanyId, Directory>,
     subscribers: Vec<Recipient<PresenceEvent>>,
     online_users: usize,
@@ -130,6 +130,11 @@ struct Connection {
 }
 
 impl PresenceHub {
+    /// A hub counting its evictions into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics, ..Self::default() }
+    }
+
     /// Removes connections (a worklist: announcing one user's departure can reveal more slow
     /// consumers), announces each to the subscribers, and closes evicted ones with 4009.
     fn remove_connections(
@@ -154,6 +159,7 @@ impl PresenceHub {
             };
             self.connections -= 1;
             if evicted {
+                self.metrics.evicted();
                 log::info!("closing slow consumer {conn:?} of {user_id} in {company}");
                 removed.handle.close(CloseCode::SlowConsumer, "slow consumer");
             }
@@ -522,7 +528,7 @@ impl Handler<ListConnections> for PresenceHub {
 }
 
 /// Global counts for `GET /api/v1/ws/status` (no company is named, nothing else is revealed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
     pub users: usize,
     pub connections: usize,

@@ -21,28 +21,34 @@ mod presence;
 mod rooms;
 mod rpc;
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
-use super::session::{Ctx, WsSession};
+use super::session::{Ctx, WsSession, write_counted};
 use crate::auth::Identity;
 use crate::error::ErrorCode;
 use crate::hubs::calls::Signal;
-use crate::protocol::{ClientMessage, Request, ServerMessage, encode_reply};
+use crate::metrics::Metrics;
+use crate::protocol::{ClientMessage, Request, ServerMessage, encode_reply, error_frame};
 
-/// One client request being handled: who asked (verified) and the request's `ref`.
+/// One client request being handled: who asked (verified), the request's `ref`, and where
+/// the answer is counted.
 pub(super) struct Asked {
     pub identity: Identity,
     pub reference: Option<Value>,
+    metrics: Arc<Metrics>,
 }
 
 impl Asked {
     /// Answers on this connection, echoing the `ref`.
     fn answer(&self, ctx: &mut Ctx, message: &ServerMessage<'_>) {
-        ctx.text(encode_reply(message, self.reference.as_ref()));
+        write_counted(&self.metrics, ctx, encode_reply(message, self.reference.as_ref()));
     }
 
     fn error(&self, ctx: &mut Ctx, code: ErrorCode, text: &str) {
-        WsSession::send_error(ctx, code, text, self.reference.as_ref());
+        let frame = error_frame(code, text, self.reference.as_ref());
+        write_counted(&self.metrics, ctx, frame);
     }
 
     /// Answers `forbidden` with `why` unless `allowed`; true when the request may go on.
@@ -60,7 +66,8 @@ impl WsSession {
         let Some(identity) = self.identity.clone() else {
             return;
         };
-        let asked = Asked { identity, reference: request.reference };
+        let metrics = Arc::clone(&self.config.hubs.metrics);
+        let asked = Asked { identity, reference: request.reference, metrics };
         match request.message {
             ClientMessage::Ping => Self::pong(ctx, &asked),
             ClientMessage::Auth { token } => self.refresh_token(ctx, asked, token),
