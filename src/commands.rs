@@ -1,11 +1,13 @@
-//! The sub-commands other than `serve`: `migrate`, `user add|disable|enable`, `token`. Each reads the same
-//! settings as the server and prints only its result on standard output.
+//! The sub-commands other than `serve`: `migrate`, `user add|disable|enable`, `token`, `backup`.
+//! Each reads the same settings as the server and prints only its result on standard output.
 
 use std::io::BufRead;
 use std::time::Duration;
 
 use crate::auth::PasswordHasher;
-use crate::config::{ConfigError, Settings, StaffRole, TokenArgs, UserAddArgs, UserEmailArgs};
+use crate::config::{
+    BackupArgs, ConfigError, Settings, StaffRole, TokenArgs, UserAddArgs, UserEmailArgs,
+};
 use crate::db::{self, DbError, models::NewUser};
 use crate::ids::{CompanyId, UserId};
 use crate::startup::{StartupError, open_database, token_service};
@@ -16,6 +18,27 @@ use crate::user::clean_display_name;
 pub fn migrate(settings: &Settings) -> Result<(), StartupError> {
     open_database(settings, None)?;
     log::info!("database {} is up to date", settings.storage.database_url);
+    Ok(())
+}
+
+/// `switchboard backup --to FILE`: a consistent copy of the database, taken while hubs keep
+/// writing (SQLite's `VACUUM INTO` reads one snapshot, in WAL mode without stopping writers),
+/// compacted. Prints the file and its size.
+pub fn backup(settings: &Settings, args: &BackupArgs) -> Result<(), StartupError> {
+    if args.to.exists() {
+        return Err(
+            ConfigError::new("--to", format!("{} exists already", args.to.display())).into()
+        );
+    }
+    let target =
+        args.to.to_str().ok_or_else(|| ConfigError::new("--to", "must be a UTF-8 path"))?;
+    let pool = open_database(settings, None)?;
+    let mut conn = pool.get().map_err(DbError::from)?;
+    let sql = format!("VACUUM INTO '{}'", target.replace('\'', "''"));
+    diesel::connection::SimpleConnection::batch_execute(&mut *conn, &sql)
+        .map_err(|e| ConfigError::new("--to", format!("cannot write {target}: {e}")))?;
+    let size = std::fs::metadata(&args.to).map(|m| m.len()).unwrap_or(0);
+    println!("{target} ({size} bytes)");
     Ok(())
 }
 

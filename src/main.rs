@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             commands::set_user_disabled(&settings, &args, false)
         }
         Command::Token(args) => commands::print_token(&settings, &args),
+        Command::Backup(args) => commands::backup(&settings, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

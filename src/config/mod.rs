@@ -37,6 +37,15 @@ pub enum Command {
     },
     /// Print a signed token (for service integrations and scripts).
     Token(TokenArgs),
+    /// Copy the database to a new file while the hub runs (a consistent snapshot).
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The file to write; it must not exist yet.
+    #[arg(long)]
+    pub to: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -190,6 +190,11 @@ impl WsSession {
         };
         self.user_slot = Some(slot);
         self.registered = true;
+        log::debug!(
+            conn_id:% = self.id, user_id = identity.user.id.as_str(),
+            company = identity.company.as_str();
+            "connection opened"
+        );
         let handle = self.connection_handle(ctx);
         self.chosen_status(&identity)
             .into_actor(self)
@@ -319,7 +324,7 @@ impl WsSession {
         let identity = match verified {
             Ok(identity) => identity,
             Err(e) => {
-                log::debug!("ws auth frame: {e}");
+                log::debug!(conn_id:% = self.id; "ws auth frame refused: {e}");
                 return self.close(ctx, CloseCode::Unauthorized, "invalid token");
             }
         };
@@ -402,7 +407,7 @@ impl Actor for WsSession {
         ctx.set_mailbox_capacity(self.config.mailbox_capacity);
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
             if act.last_heard.elapsed() > act.config.client_timeout {
-                log::debug!("{:?} timed out", act.id);
+                log::debug!(conn_id:% = act.id; "connection timed out");
                 // The peer has stopped answering: send a close frame in case it is only slow,
                 // and stop without waiting for its answer. `stopping()` cleans up.
                 act.close(ctx, CloseCode::Normal, "heartbeat timeout");
@@ -425,6 +430,11 @@ impl Actor for WsSession {
         if self.registered
             && let Some(identity) = &self.identity
         {
+            log::debug!(
+                conn_id:% = self.id, user_id = identity.user.id.as_str(),
+                company = identity.company.as_str();
+                "connection closed"
+            );
             self.config.hubs.presence.do_send(Disconnect {
                 company: identity.company.clone(),
                 user_id: identity.user.id.clone(),
@@ -450,7 +460,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 return self.close(ctx, CloseCode::ProtocolError, "fragmented control frame");
             }
             Err(e) => {
-                log::debug!("{:?} protocol error: {e}", self.id);
+                log::debug!(conn_id:% = self.id; "protocol error: {e}");
                 return self.close(ctx, CloseCode::ProtocolError, "protocol error");
             }
         };

@@ -9,6 +9,7 @@ use switchboard::auth::Role;
 
 use crate::calls::{callback, telephony_app, twilio};
 use crate::helpers::{Event, TestApp, spawn_app_with};
+use crate::process::ServerProcess;
 
 /// The scrape as text, from the main listener.
 async fn scrape(app: &TestApp) -> String {
@@ -170,4 +171,163 @@ async fn metrics_are_for_loopback_peers_on_the_main_listener_or_on_their_own_lis
     assert!(off.metrics_url.is_none());
     let (status, _) = off.get("/metrics", None).await;
     assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn json_logs_are_one_object_per_line_with_request_ids_and_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/hub.db", dir.path().display());
+    let mut server = ServerProcess::start(&db, &["--log-format", "json"]);
+    let token = crate::helpers::test_token("ann", Role::Agent, "acme");
+    let http = awc::Client::default();
+    let url = format!("ws://{}/ws?token={token}", server.address);
+    let mut ws = crate::helpers::connect_ws(&http, &url, &[]).await.unwrap();
+    assert_eq!(ws.next_json().await["type"], "connected");
+    let res = http
+        .get(format!("http://{}/api/v1/calls?token={token}", server.address))
+        .insert_header(("X-Request-Id", "trace-4711"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers().get("x-request-id").unwrap(), "trace-4711", "echoed");
+    let res = http.get(format!("http://{}/healthz", server.address)).send().await.unwrap();
+    let fresh = res.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(fresh.len(), 32, "one made up when the client sent none");
+    ws.close().await;
+    let pid = server.child.id();
+    std::process::Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap();
+    let _ = server.child.wait();
+
+    let lines = server.log.lock().unwrap().clone();
+    assert!(lines.len() >= 4, "{lines:?}");
+    let mut access = Vec::new();
+    for line in &lines {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(record[field].is_string(), "{field} in {line}");
+        }
+        assert!(!line.contains(&token), "a token was logged: {line}");
+        if record["target"] == "switchboard::access" {
+            access.push(record);
+        }
+    }
+    let traced = access.iter().find(|r| r["request_id"] == "trace-4711").expect("the access line");
+    assert_eq!(
+        (traced["path"].as_str(), traced["status"].as_u64()),
+        (Some("/api/v1/calls"), Some(200))
+    );
+    assert!(access.iter().any(|r| r["request_id"] == fresh.as_str()));
+}
+
+#[actix_web::test]
+async fn a_backup_taken_under_write_load_restores_to_a_hub_with_the_same_calls_and_messages() {
+    let app = telephony_app().await;
+    let mut bob = app.agent("bob", "acme").await;
+    // Writers: webhooks (each a new call) and chat messages, until told to stop.
+    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut ann = app.agent("ann", "acme").await;
+    let writing = async {
+        let mut n = 0;
+        while !stop.get() {
+            let sid = format!("CA{n:032}");
+            let (status, _) = twilio(&app, "company=acme", &callback(&sid, "ringing", "1")).await;
+            assert_eq!(status, 204);
+            let text = format!("message {n}");
+            ann.ask(json!({"type": "send_message", "to": "bob", "text": text})).await;
+            n += 1;
+        }
+        n
+    };
+    let backup = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("backup.db");
+        let db = app.db_url.clone();
+        let target = file.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+                .args(["backup", "--to", target.to_str().unwrap(), "--database-url", &db])
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stdout).contains("backup.db"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.set(true);
+        (dir, file)
+    };
+    let (written, (dir, file)) = tokio::join!(writing, backup);
+    assert!(written > 5, "writes went on during the backup ({written})");
+    while let Ok(frame) = tokio::time::timeout(Duration::from_millis(100), bob.next_json()).await {
+        let _ = frame;
+    }
+
+    // A second backup to the same file is refused rather than overwriting it.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["backup", "--to", file.to_str().unwrap(), "--database-url", &app.db_url])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--to"));
+
+    // Restore: a hub on the copy serves a consistent prefix of what was written.
+    let restored_url = format!("sqlite://{}", file.display());
+    let restored = crate::helpers::spawn_app_on_database(
+        &restored_url,
+        &["--jwt-secret", crate::helpers::TEST_SECRET],
+    )
+    .await;
+    let admin = restored.token("boss", Role::Admin, "acme");
+    let mut calls = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/calls?limit=100&before={c}"),
+            None => "/api/v1/calls?limit=100".to_owned(),
+        };
+        let (status, page) = restored.get(&path, Some(&admin)).await;
+        assert_eq!(status, 200, "{page}");
+        calls.extend(
+            page["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["provider_call_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    calls.sort();
+    let copied = calls.len();
+    assert!(copied >= 1 && copied <= written, "{copied} of {written}");
+    let expected: Vec<String> = (0..copied).map(|n| format!("CA{n:032}")).collect();
+    assert_eq!(calls, expected, "the calls of a prefix of the writes, none missing in between");
+
+    let bob_token = restored.token("bob", Role::Agent, "acme");
+    let (status, inbox) = restored.get("/api/v1/conversations", Some(&bob_token)).await;
+    assert_eq!(status, 200);
+    let conversation = inbox["conversations"][0]["id"].as_str().unwrap().to_owned();
+    let (_, history) = restored
+        .get(
+            &format!("/api/v1/conversations/{conversation}/messages?limit=100&after=0"),
+            Some(&bob_token),
+        )
+        .await;
+    let seqs: Vec<i64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert!(!seqs.is_empty());
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "messages without gaps");
+    drop(dir);
 }

@@ -32,8 +32,12 @@ impl ServerProcess {
         let lines = std::sync::Arc::clone(&log);
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, address)) = line.split_once("listening on http://") {
-                    let _ = tx.send(address.trim().to_owned());
+                if let Some((_, rest)) = line.split_once("listening on http://") {
+                    // Text or JSON logs: the address ends where its characters do.
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || ".:[]".contains(c)))
+                        .unwrap_or(rest.len());
+                    let _ = tx.send(rest[..end].to_owned());
                 }
                 lines.lock().unwrap().push(line);
             }

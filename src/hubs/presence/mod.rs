@@ -160,7 +160,10 @@ impl PresenceHub {
             self.connections -= 1;
             if evicted {
                 self.metrics.evicted();
-                log::info!("closing slow consumer {conn:?} of {user_id} in {company}");
+                log::info!(
+                    conn_id:% = conn, user_id = user_id.as_str(), company = company.as_str();
+                    "closing a slow consumer"
+                );
                 removed.handle.close(CloseCode::SlowConsumer, "slow consumer");
             }
             if !entry.connections.is_empty() {
