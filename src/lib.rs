@@ -19,13 +19,16 @@
 //!   a message may carry).
 //! - [`net`]: what a socket needs from outside its actor (`TCP_USER_TIMEOUT`, a reset handle,
 //!   connection caps per IP and user); [`limits`]: rate limiting and the client-IP rule;
-//!   [`outbound`]: the one outbound HTTP client (Google, JWKS).
+//!   [`outbound`]: the one outbound HTTP client (Google, JWKS, the RPC backend); [`metrics`]:
+//!   the Prometheus metrics (atomic counters per frame type); [`logging`]: text or JSON logs
+//!   and the access log with request ids.
 //! - [`config`]: settings (clap flags with env fallbacks, one group per part of the hub) and
 //!   sub-commands.
 //! - [`protocol`]: the WebSocket wire types; frames are encoded once per fan-out.
 //! - [`auth`]: JWT verify/issue, password hashing, the REST `Caller` extractor.
 //! - [`db`]: SQLite pool, embedded migrations, `db::run`, queries per table.
 //! - [`telephony`]: Twilio and Vapi: signature checks and their wire formats.
+//! - [`rpc_proxy`]: `rpc` frames signed and forwarded to the app's backend.
 //! - [`calendar`]: the calendar tool: Google OAuth with PKCE, encrypted tokens at rest, the five
 //!   functions, and the `CalendarTool` actor (one client per user).
 //! - [`hubs`]: the central actors (`PresenceHub`, `RoomHub`, `CallHub`, `ChatHub`), how they
