@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 /// Every error code of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidToken,
@@ -87,7 +87,7 @@ impl ErrorCode {
 
 /// `function_error.code`: why a calendar function (`docs/protocol.md` §7) could not run. Part of
 /// the wire like [`ErrorCode`], so it lives beside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FunctionErrorCode {
     CalendarNotConnected,
@@ -208,8 +208,9 @@ impl std::error::Error for AppError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer: `{"error","message"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
     error: ErrorCode,
     message: &'a str,
 }

@@ -36,7 +36,7 @@ impl CloseCode {
 }
 
 /// The `connected` frame's user: a [`UserRef`] plus the company.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserWithCompany<'a> {
     #[serde(flatten)]
     pub user: &'a UserRef,
@@ -356,20 +356,22 @@ pub struct OnlineUser<'a> {
 }
 
 /// A chat message on the wire (`docs/protocol.md` §8).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatMessage<'a> {
     pub id: &'a str,
+    #[schema(value_type = String, example = "support:guest-7")]
     pub conversation: &'a ConversationId,
     pub seq: i64,
     pub from: Sender<'a>,
     pub text: &'a str,
+    #[schema(value_type = Option<Object>)]
     pub meta: Option<Value>,
     pub client_id: Option<&'a str>,
     pub sent_at: String,
 }
 
 /// Who sent a stored message, as stored: `{"id","name","role"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Sender<'a> {
     pub id: &'a str,
     pub name: &'a str,
@@ -377,8 +379,9 @@ pub struct Sender<'a> {
 }
 
 /// One connection as `connection_info` and `GET /api/v1/ws/clients` describe it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectionSummary {
+    #[schema(value_type = String)]
     pub session_id: ConnId,
     pub user: UserRef,
     pub rooms: Vec<RoomName>,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::UserId;
 
 /// What a token lets its holder be. Unknown roles make the token invalid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,
@@ -50,9 +50,10 @@ impl FromStr for Role {
 }
 
 /// A user as other users see it: `{"id","name","role"}`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UserRef {
     pub id: UserId,
+    #[schema(value_type = String)]
     pub name: Arc<str>,
     pub role: Role,
 }

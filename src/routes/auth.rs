@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::Routes;
 use crate::auth::{Caller, IssuedToken, Issuer, Role};
 use crate::db;
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::ids::{CompanyId, UserId};
 use crate::limits::client_ip;
 use crate::net::ip_key;
@@ -24,15 +26,15 @@ pub const GUEST_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Bounds on the lifetime a refreshed token may get.
 const REFRESH_TTL_RANGE: (i64, i64) = (60, 30 * 24 * 3600);
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/auth/login", web::post().to(login))
-        .route("/api/v1/auth/guest", web::post().to(guest))
-        .route("/api/v1/auth/refresh", web::post().to(refresh))
-        .route("/api/v1/me", web::get().to(me));
+pub fn configure(routes: &mut Routes<'_>) {
+    routes.post("/api/v1/auth/login", login);
+    routes.post("/api/v1/auth/guest", guest);
+    routes.post("/api/v1/auth/refresh", refresh);
+    routes.get("/api/v1/me", me);
 }
 
 /// The answer of every endpoint that hands out a token.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TokenAnswer<'a> {
     token: String,
     expires_at: String,
@@ -68,7 +70,7 @@ fn client_key(req: &HttpRequest, state: &AppState) -> String {
         .map_or_else(|| "unknown".into(), |ip| ip_key(ip).to_string())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginRequest {
     email: String,
     password: String,
@@ -78,6 +80,16 @@ fn invalid_credentials() -> AppError {
     AppError::new(ErrorCode::InvalidCredentials, "wrong email or password")
 }
 
+/// Signs in with an account made by `switchboard user add`: a token for 12 hours.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body(content = LoginRequest, example = json!({"email": "ann@acme.test", "password": "correct horse battery"})),
+    responses(
+        (status = 200, body = TokenAnswer, example = json!({"token": "eyJ0eXAiOiJKV1Qi…",
+            "expires_at": "2026-11-24T21:00:00.000Z",
+            "user": {"id": "9f1c…", "name": "Ann", "role": "agent", "company": "acme"}})),
+        (status = 401, description = "wrong email or password (also a disabled account)", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -114,12 +126,24 @@ async fn login(
     sign_in(&state, &UserRef { id, name, role }, &company, LOGIN_TOKEN_TTL)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct GuestRequest {
     company: Option<String>,
     name: Option<String>,
 }
 
+/// A customer token (1 hour, a fresh id) for a landing-page visitor of a known company; the
+/// body is optional (default: `--default-company`, name "Guest").
+#[utoipa::path(post, path = "/api/v1/auth/guest", tag = "auth",
+    request_body(content = Option<GuestRequest>, example = json!({"company": "acme", "name": "Vera"})),
+    responses(
+        (status = 200, body = TokenAnswer, example = json!({"token": "eyJ0eXAiOiJKV1Qi…",
+            "expires_at": "2026-11-24T10:00:00.000Z",
+            "user": {"id": "guest-2e1da7d3", "name": "Vera", "role": "customer", "company": "acme"}})),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "unknown_company", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
 async fn guest(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -163,6 +187,12 @@ async fn guest(
 /// sign-in time. Only our own tokens refresh (an identity provider refreshes its own), never
 /// past `--session-max-age-secs` after the sign-in, and a password account is read again: a
 /// disabled one gets no new token.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, body = TokenAnswer),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "a token of the identity provider", body = ErrorBody),
+    ))]
 async fn refresh(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let identity = caller.0;
     if identity.issuer != Issuer::Hub {
@@ -196,10 +226,11 @@ async fn refresh(caller: Caller, state: web::Data<AppState>) -> Result<HttpRespo
     Ok(token_answer(issued, &identity.user, &identity.company))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MeAnswer<'a> {
     sub: &'a str,
     role: Role,
+    #[schema(value_type = String)]
     company: &'a CompanyId,
     name: &'a str,
     exp: i64,
@@ -209,6 +240,13 @@ struct MeAnswer<'a> {
 }
 
 /// The caller's claims.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, body = MeAnswer, example = json!({"sub": "ann", "role": "agent", "company": "acme",
+            "name": "Ann", "exp": 1795525200, "iat": 1795482000,
+            "user": {"id": "ann", "name": "Ann", "role": "agent"}})),
+        (status = 401, body = ErrorBody),
+    ))]
 async fn me(caller: Caller) -> HttpResponse {
     let identity = &caller.0;
     HttpResponse::Ok().json(MeAnswer {

@@ -5,10 +5,11 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
 
+use super::Routes;
 use crate::auth::{Caller, Role};
 use crate::calendar::oauth::{self, TokenError};
 use crate::calendar::tool::{ForgetUser, owner_label};
@@ -16,7 +17,7 @@ use crate::db::{
     self,
     models::{CalendarConnection, OAuthState},
 };
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::ids::{CompanyId, UserId};
 use crate::state::AppState;
 use crate::telephony::constant_time_eq;
@@ -27,11 +28,11 @@ const STATE_LIFETIME_MS: i64 = 10 * 60 * 1000;
 /// Who has a calendar: the people on the dashboard.
 const CALENDAR_USERS: &[Role] = &[Role::Agent, Role::Admin];
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/calendar/connect", web::post().to(connect))
-        .route("/api/v1/calendar/oauth/callback", web::get().to(callback))
-        .route("/api/v1/calendar", web::get().to(status))
-        .route("/api/v1/calendar", web::delete().to(disconnect));
+pub fn configure(routes: &mut Routes<'_>) {
+    routes.post("/api/v1/calendar/connect", connect);
+    routes.get("/api/v1/calendar/oauth/callback", callback);
+    routes.get("/api/v1/calendar", status);
+    routes.delete("/api/v1/calendar", disconnect);
 }
 
 /// The cookie that binds a consent to the browser that asked for it (RFC 6749 §10.12).
@@ -41,6 +42,14 @@ const CALLBACK_PATH: &str = "/api/v1/calendar/oauth/callback";
 /// The consent URL for the caller, with a fresh single-use `state` and PKCE challenge, bound to
 /// this browser by the `sb_oauth` cookie: a callback completed in another browser (a victim
 /// lured to approve someone else's consent URL) stores nothing.
+#[utoipa::path(post, path = "/api/v1/calendar/connect", tag = "calendar", security(("bearer" = [])),
+    responses(
+        (status = 200, body = ConnectAnswer, headers(("Set-Cookie" = String, description = "sb_oauth: binds the consent to this browser")),
+            example = json!({"authorization_url": "https://accounts.google.com/o/oauth2/v2/auth?client_id=…&state=…&code_challenge=…"})),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "not an agent or admin", body = ErrorBody),
+        (status = 503, description = "provider_not_configured", body = ErrorBody),
+    ))]
 async fn connect(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let identity = caller.require(CALENDAR_USERS)?;
     let google = state.google.clone().ok_or_else(|| {
@@ -72,7 +81,13 @@ async fn connect(caller: Caller, state: web::Data<AppState>) -> Result<HttpRespo
     );
     Ok(HttpResponse::Ok()
         .insert_header((header::SET_COOKIE, cookie))
-        .json(json!({ "authorization_url": url })))
+        .json(ConnectAnswer { authorization_url: url }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct ConnectAnswer {
+    /// Google's consent page; open it in the browser that asked.
+    authorization_url: String,
 }
 
 /// What the stored state keeps of the browser's secret: its SHA-256, in hex.
@@ -90,7 +105,8 @@ fn binding_cookie(req: &HttpRequest) -> Option<String> {
         .map(str::to_owned)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -98,6 +114,9 @@ struct CallbackQuery {
 }
 
 /// Google's redirect: always answered with a redirect back to the dashboard, saying how it went.
+#[utoipa::path(get, path = "/api/v1/calendar/oauth/callback", tag = "calendar", params(CallbackQuery),
+    responses((status = 302, description = "to `/agent?calendar=connected`, or `/agent?calendar=error&reason=…`",
+        headers(("Location" = String)))))]
 async fn callback(
     req: HttpRequest,
     query: web::Query<CallbackQuery>,
@@ -183,20 +202,37 @@ async fn complete(
     Ok(())
 }
 
+#[derive(Serialize, ToSchema)]
+struct CalendarState {
+    connected: bool,
+    calendar_id: Option<String>,
+    time_zone: Option<String>,
+}
+
 /// Whether the caller has a calendar connected, and which.
+#[utoipa::path(get, path = "/api/v1/calendar", tag = "calendar", security(("bearer" = [])),
+    responses(
+        (status = 200, body = CalendarState, example = json!({"connected": true, "calendar_id": "ann@example.com", "time_zone": "Europe/Berlin"})),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
 async fn status(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let identity = caller.require(CALENDAR_USERS)?;
     let (company, user) = (identity.company.to_string(), identity.user.id.to_string());
     let found = db::run(&state.pool, move |conn| db::calendar::find(conn, &company, &user)).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "connected": found.is_some(),
-        "calendar_id": found.as_ref().and_then(|c| c.calendar_id.clone()),
-        "time_zone": found.as_ref().and_then(|c| c.time_zone.clone()),
-    })))
+    Ok(HttpResponse::Ok().json(CalendarState {
+        connected: found.is_some(),
+        calendar_id: found.as_ref().and_then(|c| c.calendar_id.clone()),
+        time_zone: found.as_ref().and_then(|c| c.time_zone.clone()),
+    }))
 }
 
 /// Forgets the caller's calendar: the stored token and the cached client are gone before this
 /// answers.
+#[utoipa::path(delete, path = "/api/v1/calendar", tag = "calendar", security(("bearer" = [])),
+    responses(
+        (status = 200, body = CalendarState, example = json!({"connected": false, "calendar_id": null, "time_zone": null})),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
 async fn disconnect(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let identity = caller.require(CALENDAR_USERS)?;
     let (company, user) = (identity.company.to_string(), identity.user.id.to_string());
@@ -222,5 +258,9 @@ async fn disconnect(caller: Caller, state: web::Data<AppState>) -> Result<HttpRe
         .send(forget)
         .await
         .map_err(|e| AppError::internal(format!("calendar tool unavailable: {e}")))?;
-    Ok(HttpResponse::Ok().json(json!({"connected": false, "calendar_id": null, "time_zone": null})))
+    Ok(HttpResponse::Ok().json(CalendarState {
+        connected: false,
+        calendar_id: None,
+        time_zone: None,
+    }))
 }

@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
+use super::Routes;
 use crate::auth::{Caller, Role};
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice};
 use crate::db::models::Call;
 use crate::db::{self, calls::Cursor};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::hubs::calls::{RecordError, record};
 use crate::ids::{CallId, UserId};
 use crate::state::AppState;
@@ -21,17 +23,23 @@ use crate::time::timestamp_from_millis;
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/calls", web::post().to(register))
-        .route("/api/v1/calls", web::get().to(list))
-        .route("/api/v1/calls/{id}", web::get().to(read))
-        .route("/api/v1/calls/{id}/status", web::post().to(update_status));
+pub fn configure(routes: &mut Routes<'_>) {
+    routes.post("/api/v1/calls", register);
+    routes.get("/api/v1/calls", list);
+    routes.get("/api/v1/calls/{id}", read);
+    routes.post("/api/v1/calls/{id}/status", update_status);
 }
 
 const READERS: &[Role] = &[Role::Agent, Role::Admin];
 
 /// A call as REST shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "6c4d8ea818324d0f8cf7fd1a6c045615", "company": "acme",
+    "provider": "twilio", "provider_call_id": "CA0000000000000000000000000000BROW",
+    "owner_id": "ann", "owner_name": "Ann", "direction": "inbound", "from": "+15017122661",
+    "to": "+15558675310", "status": "ended", "ended_reason": "no-answer",
+    "created_at": "2026-11-24T09:00:00.000Z", "updated_at": "2026-11-24T09:01:00.000Z",
+    "ended_at": "2026-11-24T09:01:00.000Z"}))]
 pub struct CallJson<'a> {
     pub id: &'a str,
     pub company: &'a str,
@@ -96,15 +104,14 @@ fn owner_names(
     db::agents::names(conn, company, &owners)
 }
 
-/// One call as REST shows it, its owner named.
-async fn call_json(state: &AppState, call: Call) -> Result<Value, AppError> {
+/// A call with its owner's name looked up, ready for [`CallJson::new`].
+async fn with_owner_name(state: &AppState, call: Call) -> Result<(Call, OwnerNames), AppError> {
     let company = call.company.clone();
-    let (call, names) = db::run(&state.pool, move |conn| {
+    Ok(db::run(&state.pool, move |conn| {
         let names = owner_names(conn, &company, std::slice::from_ref(&call))?;
         Ok((call, names))
     })
-    .await?;
-    serde_json::to_value(CallJson::new(&call, &names)).map_err(AppError::internal)
+    .await?)
 }
 
 /// A user id given as a call's owner (a signed URL, trusted metadata, a service's request);
@@ -131,7 +138,7 @@ fn checked(value: &str, what: &'static str, max: usize) -> Result<String, AppErr
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterRequest {
     provider: String,
     provider_call_id: String,
@@ -143,6 +150,17 @@ struct RegisterRequest {
 
 /// Registers a call before its provider reports it (status `queued`). Registering the same
 /// provider call again answers the existing call (200) instead of a new one (201).
+#[utoipa::path(post, path = "/api/v1/calls", tag = "calls", security(("bearer" = [])),
+    request_body(content = RegisterRequest, example = json!({"provider": "twilio",
+        "provider_call_id": "CA0000000000000000000000000000BROW", "owner_id": "ann",
+        "from": "+15017122661", "to": "+15558675310", "direction": "inbound"})),
+    responses(
+        (status = 201, body = CallJson),
+        (status = 200, description = "registered before: the existing call", body = CallJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "not a service", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
 async fn register(
     caller: Caller,
     state: web::Data<AppState>,
@@ -168,17 +186,36 @@ async fn register(
     let stored = record(&state.pool, &state.hubs.calls, event).await?;
     let created = stored.previous_status.is_none();
     let mut answer = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
-    Ok(answer.json(call_json(&state, stored.call).await?))
+    let (call, names) = with_owner_name(&state, stored.call).await?;
+    Ok(answer.json(CallJson::new(&call, &names)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct StatusRequest {
+    /// `queued`, `initiated`, `ringing`, `in-progress`, `ended` or `failed`.
     status: String,
     ended_reason: Option<String>,
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct StatusAnswer<'a> {
+    /// False when the call had already moved past this status (statuses only move forward).
+    applied: bool,
+    call: CallJson<'a>,
+}
+
 /// A status report for a call from any other provider; answers whether it was applied.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/status", tag = "calls", security(("bearer" = [])),
+    params(("id" = String, Path, description = "call id")),
+    request_body(content = StatusRequest, example = json!({"status": "ended", "ended_reason": "completed", "data": {"duration": 42}})),
+    responses(
+        (status = 200, body = StatusAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
 async fn update_status(
     caller: Caller,
     state: web::Data<AppState>,
@@ -202,18 +239,35 @@ async fn update_status(
         ..CallEvent::new(company, CallTarget::Id(parse_call_id(&id)?), provider, status)
     };
     let stored = record(&state.pool, &state.hubs.calls, event).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"applied": stored.applied, "call": call_json(&state, stored.call).await?})))
+    let applied = stored.applied;
+    let (call, names) = with_owner_name(&state, stored.call).await?;
+    Ok(HttpResponse::Ok().json(StatusAnswer { applied, call: CallJson::new(&call, &names) }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only calls in this status.
     status: Option<String>,
+    /// Page size, 1-200 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     before: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct CallsPage<'a> {
+    calls: Vec<CallJson<'a>>,
+    next_cursor: Option<String>,
+}
+
 /// The caller's company's calls, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/calls", tag = "calls", security(("bearer" = [])), params(ListQuery),
+    responses(
+        (status = 200, body = CallsPage),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "not an agent or admin", body = ErrorBody),
+    ))]
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
@@ -247,11 +301,37 @@ async fn list(
         Ok((page, next, names))
     })
     .await?;
-    let calls: Vec<CallJson<'_>> = page.iter().map(|c| CallJson::new(c, &names)).collect();
-    Ok(HttpResponse::Ok().json(json!({"calls": calls, "next_cursor": next.map(|c| c.encode())})))
+    let calls = page.iter().map(|c| CallJson::new(c, &names)).collect();
+    Ok(HttpResponse::Ok().json(CallsPage { calls, next_cursor: next.map(|c| c.encode()) }))
+}
+
+/// One stored event of a call.
+#[derive(Serialize, ToSchema)]
+struct EventJson<'a> {
+    status: &'a str,
+    received_at: String,
+    /// Whether it changed the call (false: late or repeated).
+    applied: bool,
+    /// What the provider sent.
+    #[schema(value_type = Object)]
+    payload: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CallWithEvents<'a> {
+    #[serde(flatten)]
+    call: CallJson<'a>,
+    events: Vec<EventJson<'a>>,
 }
 
 /// One call with its event log.
+#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "calls", security(("bearer" = [])),
+    params(("id" = String, Path, description = "call id")),
+    responses(
+        (status = 200, body = CallWithEvents),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn read(
     caller: Caller,
     state: web::Data<AppState>,
@@ -268,19 +348,14 @@ async fn read(
     })
     .await?;
     let (call, events, names) = found.ok_or_else(|| AppError::not_found("call"))?;
-    let events: Vec<Value> = events
+    let events = events
         .iter()
-        .map(|e| {
-            json!({
-                "status": e.status,
-                "received_at": timestamp_from_millis(e.received_at),
-                "applied": e.applied,
-                "payload": serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null),
-            })
+        .map(|e| EventJson {
+            status: &e.status,
+            received_at: timestamp_from_millis(e.received_at),
+            applied: e.applied,
+            payload: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
         })
         .collect();
-    let mut answer =
-        serde_json::to_value(CallJson::new(&call, &names)).map_err(AppError::internal)?;
-    answer["events"] = Value::Array(events);
-    Ok(HttpResponse::Ok().json(answer))
+    Ok(HttpResponse::Ok().json(CallWithEvents { call: CallJson::new(&call, &names), events }))
 }

@@ -5,30 +5,62 @@
 //! dashboards show `tool_call_executed` as for any other caller.
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::Routes;
 use crate::auth::{Caller, Role};
 use crate::calendar::tool::RunFunction;
 use crate::db;
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, ErrorBody, ErrorCode, FunctionErrorCode};
 use crate::ids::UserId;
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/functions/{name}", web::post().to(run_function));
+pub fn configure(routes: &mut Routes<'_>) {
+    routes.post("/api/v1/functions/{name}", run_function);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct FunctionRequest {
+    /// The user of the service's company the function runs as.
     user_id: String,
+    /// The function's arguments (`docs/protocol.md` §7), an object or its JSON text.
     #[serde(default)]
+    #[schema(value_type = Object)]
     arguments: Value,
     /// The caller's id for this function call: a retry with the same one never books twice.
     call_id: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct FunctionOutput {
+    #[schema(value_type = Object)]
+    output: Value,
+}
+
+/// A function's error: `{"error","message"}` with the status [`FunctionErrorCode::status`] gives.
+#[derive(Serialize, ToSchema)]
+struct FunctionFailure {
+    error: FunctionErrorCode,
+    message: String,
+}
+
 /// 200 `{"output"}`, or the function's error with its status (`FunctionErrorCode::status`).
+#[utoipa::path(post, path = "/api/v1/functions/{name}", tag = "calendar", security(("bearer" = [])),
+    params(("name" = String, Path, description = "check_calendar_availability, create_calendar_event, reschedule_appointment, cancel_appointment or get_appointment_details")),
+    request_body(content = FunctionRequest, example = json!({"user_id": "ann", "call_id": "tool-1",
+        "arguments": {"datetime_start": "2026-12-01T09:00:00Z", "datetime_end": "2026-12-01T10:00:00Z"}})),
+    responses(
+        (status = 200, body = FunctionOutput, example = json!({"output": {"available": true, "busy": []}})),
+        (status = 400, description = "invalid_arguments (or invalid_message: no user_id)", body = FunctionFailure),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "not a service", body = ErrorBody),
+        (status = 404, description = "unknown_function, not_found, or a user unknown in the company", body = FunctionFailure),
+        (status = 409, description = "calendar_not_connected", body = FunctionFailure,
+            example = json!({"error": "calendar_not_connected", "message": "this user has not connected a Google Calendar"})),
+        (status = 503, description = "calendar_unavailable", body = FunctionFailure),
+    ))]
 async fn run_function(
     caller: Caller,
     state: web::Data<AppState>,
@@ -50,8 +82,8 @@ async fn run_function(
     let tool_call_id = call_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let run = RunFunction { company, user_id, name: name.into_inner(), arguments, tool_call_id };
     Ok(match state.hubs.run_function(run, None).await {
-        Ok(output) => HttpResponse::Ok().json(json!({ "output": output })),
+        Ok(output) => HttpResponse::Ok().json(FunctionOutput { output }),
         Err(e) => HttpResponse::build(e.code.status())
-            .json(json!({ "error": e.code, "message": e.message })),
+            .json(FunctionFailure { error: e.code, message: e.message }),
     })
 }

@@ -4,31 +4,55 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use diesel::RunQueryDsl;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::Routes;
 use crate::db;
 use crate::state::AppState;
 
 /// Longest a probe waits for the database.
 const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz)).route("/readyz", web::get().to(readyz));
+pub fn configure(routes: &mut Routes<'_>) {
+    routes.get("/healthz", healthz);
+    routes.get("/readyz", readyz);
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: &'static str,
 }
 
 /// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health, example = json!({"status": "ok"}))))]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Readiness: each store `ok`, `down`, or `off` (not configured).
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// `ok` or `unavailable`.
+    status: &'static str,
+    database: &'static str,
+    redis: &'static str,
 }
 
 /// The process can serve: 200 `{"status":"ok","database":"ok","redis":"off"}`, or 503 with
 /// `"status":"unavailable"` and `"down"` for whatever does not answer. Redis is `off` until a
 /// cluster is configured.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, body = Readiness, example = json!({"status": "ok", "database": "ok", "redis": "off"})),
+        (status = 503, body = Readiness, example = json!({"status": "unavailable", "database": "down", "redis": "off"})),
+    ))]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = database_answers(&state).await;
     let word = |up: bool| if up { "ok" } else { "down" };
-    let body = json!({"status": if database { "ok" } else { "unavailable" },
-        "database": word(database), "redis": "off"});
+    let status = if database { "ok" } else { "unavailable" };
+    let body = Readiness { status, database: word(database), redis: "off" };
     if database {
         HttpResponse::Ok().json(body)
     } else {

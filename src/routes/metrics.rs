@@ -6,17 +6,25 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::Routes;
 use super::health::database_answers;
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::hubs::presence::GetTotals;
 use crate::state::AppState;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(on_main_listener));
+pub fn configure(routes: &mut Routes<'_>) {
+    routes.get("/metrics", on_main_listener);
 }
 
+/// Prometheus metrics, OpenMetrics text.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 403, description = "not a loopback peer, or through a proxy", body = ErrorBody),
+        (status = 404, description = "served on its own listener, or off (--metrics-bind)", body = ErrorBody),
+    ))]
 async fn on_main_listener(
     req: HttpRequest,
     state: web::Data<AppState>,

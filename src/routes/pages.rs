@@ -4,8 +4,10 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::Routes;
 use crate::state::AppState;
 
 /// One embedded file under `static/`: (path it is served at, content type, text).
@@ -54,9 +56,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             }),
         );
     }
-    cfg.route("/api/v1/webrtc/config", web::get().to(webrtc_config));
 }
 
+/// The one JSON route here: the ICE servers the pages' calls use.
+pub fn configure_api(routes: &mut Routes<'_>) {
+    routes.get("/api/v1/webrtc/config", webrtc_config);
+}
+
+#[derive(Serialize, ToSchema)]
+struct WebRtcConfig<'a> {
+    /// As `RTCPeerConnection` takes them (`--ice-servers`).
+    #[schema(value_type = Vec<Object>)]
+    ice_servers: &'a serde_json::Value,
+}
+
+/// The ICE servers the pages' calls use.
+#[utoipa::path(get, path = "/api/v1/webrtc/config", tag = "calls",
+    responses((status = 200, body = WebRtcConfig, example = json!({"ice_servers": [{"urls": "stun:stun.example.com:3478"}]}))))]
 async fn webrtc_config(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "ice_servers": state.settings.calls.ice_servers }))
+    HttpResponse::Ok().json(WebRtcConfig { ice_servers: &state.settings.calls.ice_servers })
 }

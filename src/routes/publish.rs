@@ -1,28 +1,47 @@
 //! Server-side publishing into a room or to one user (`docs/protocol.md` §5).
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::Routes;
 use crate::auth::{Caller, Role};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::hubs::presence::DeliverToUser;
 use crate::hubs::rooms::PublishToRoom;
 use crate::ids::{RoomName, UserId};
 use crate::protocol::{ServerMessage, encode};
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/publish", web::post().to(publish));
+pub fn configure(routes: &mut Routes<'_>) {
+    routes.post("/api/v1/publish", publish);
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `room` and `user_id`.
+#[derive(Deserialize, ToSchema)]
 struct PublishRequest {
     room: Option<String>,
     user_id: Option<String>,
+    /// Any JSON, delivered unchanged.
+    #[schema(value_type = Object)]
     data: Value,
 }
 
+#[derive(Serialize, ToSchema)]
+struct PublishAnswer {
+    /// Connections reached.
+    delivered: usize,
+}
+
+/// `room_message` to every member of a room, or `server_message` to one user's connections.
+#[utoipa::path(post, path = "/api/v1/publish", tag = "status", security(("bearer" = [])),
+    request_body(content = PublishRequest, example = json!({"room": "sales", "data": {"text": "New lead"}})),
+    responses(
+        (status = 200, body = PublishAnswer, example = json!({"delivered": 3})),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "not an admin or service", body = ErrorBody),
+    ))]
 async fn publish(
     caller: Caller,
     state: web::Data<AppState>,
@@ -54,5 +73,5 @@ async fn publish(
         }
     }
     .map_err(|e| AppError::internal(format!("hub unavailable: {e}")))?;
-    Ok(HttpResponse::Ok().json(json!({ "delivered": delivered })))
+    Ok(HttpResponse::Ok().json(PublishAnswer { delivered }))
 }

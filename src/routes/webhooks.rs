@@ -9,12 +9,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use super::Routes;
 use super::calls::parse_owner;
 use crate::calendar::functions::{FunctionError, FunctionErrorCode};
 use crate::calendar::tool::RunFunction;
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice};
 use crate::db::{self, calls::StoredEvent};
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::hubs;
 use crate::ids::{CompanyId, UserId};
 use crate::state::AppState;
@@ -25,9 +26,9 @@ const TWILIO_BODY_LIMIT: usize = 64 * 1024;
 /// Vapi's end-of-call reports carry transcripts.
 const VAPI_BODY_LIMIT: usize = 1024 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/webhooks/twilio", web::post().to(twilio_status))
-        .route("/api/v1/webhooks/vapi", web::post().to(vapi_message));
+pub fn configure(routes: &mut Routes<'_>) {
+    routes.post("/api/v1/webhooks/twilio", twilio_status);
+    routes.post("/api/v1/webhooks/vapi", vapi_message);
 }
 
 fn not_configured(provider: &str) -> AppError {
@@ -72,6 +73,21 @@ fn parse_company(value: &str) -> Result<CompanyId, AppError> {
 }
 
 /// `POST /api/v1/webhooks/twilio`: a voice status callback, form-encoded.
+#[utoipa::path(post, path = "/api/v1/webhooks/twilio", tag = "webhooks",
+    params(
+        ("company" = Option<String>, Query, description = "the company the call belongs to (part of the signed URL)"),
+        ("owner" = Option<String>, Query, description = "the user who owns the call"),
+        ("X-Twilio-Signature" = String, Header, description = "HMAC-SHA1 of the URL and the sorted parameters"),
+    ),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "Twilio's status callback parameters (CallSid, CallStatus, SequenceNumber, …)"),
+    responses(
+        (status = 204, description = "stored (or a duplicate) and pushed"),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "invalid_signature", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 503, description = "storage_unavailable or provider_not_configured: Twilio retries", body = ErrorBody),
+    ))]
 async fn twilio_status(
     req: HttpRequest,
     payload: web::Payload,
@@ -138,6 +154,16 @@ fn company_choice(state: &AppState, named: Option<&str>) -> Result<CompanyChoice
 }
 
 /// `POST /api/v1/webhooks/vapi`: a Vapi server message.
+#[utoipa::path(post, path = "/api/v1/webhooks/vapi", tag = "webhooks",
+    params(("X-Vapi-Secret" = String, Header, description = "the shared secret (--vapi-secret)")),
+    request_body(content = Object, description = "a Vapi server message: status-update, end-of-call-report, tool-calls, …"),
+    responses(
+        (status = 200, description = "acknowledged; for `tool-calls`, `{\"results\": [...]}`", body = Object),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "invalid_signature", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
 async fn vapi_message(
     req: HttpRequest,
     payload: web::Payload,

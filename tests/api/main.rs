@@ -17,6 +17,7 @@ mod helpers;
 mod identity;
 mod isolation;
 mod lifecycle;
+mod openapi;
 mod operations;
 mod presence;
 mod process;
