@@ -136,7 +136,7 @@ impl ExternalIssuer {
     }
 
     /// Fetches the JWKS again for a token with an unknown key id, unless an unknown key id made
-    /// us fetch it less than [`REFETCH_EVERY`] ago (a stream of made-up key ids costs the
+    /// us fetch it less than `REFETCH_EVERY` ago (a stream of made-up key ids costs the
     /// provider one request per period). A failed fetch keeps the keys we have.
     pub async fn refetch_keys(&self) {
         let Keys::Jwks(jwks) = &self.keys else { return };

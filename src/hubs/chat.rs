@@ -348,7 +348,7 @@ pub struct Typing {
 impl Handler<Typing> for ChatHub {
     type Result = ();
 
-    /// At most one `typing` per [`TYPING_EVERY`] per connection and conversation; a stop after
+    /// At most one `typing` per `TYPING_EVERY` per connection and conversation; a stop after
     /// a forwarded start always goes through, so nobody is left "typing" for the 6 s clients
     /// wait before they stop believing it.
     fn handle(&mut self, msg: Typing, _: &mut Context<Self>) {

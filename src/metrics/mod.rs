@@ -2,7 +2,7 @@
 //! `prometheus-client` in the OpenMetrics text format under the `switchboard_` prefix.
 //!
 //! What a frame costs: frames in and out are counted per frame `type` (the type of an outgoing
-//! frame read from its first bytes) in sharded counters ([`frames`]): a relaxed atomic add on a
+//! frame read from its first bytes) in sharded counters (`frames.rs`): a relaxed atomic add on a
 //! cache line only this thread writes — no lock, no allocation, no label lookup per frame. Rarer
 //! events (a webhook, a refused handshake, a calendar call) go through a label family, which
 //! takes a read lock.

@@ -6,7 +6,7 @@
 //! handlers. Presence is per user: a second tab is one more connection, and presence news goes
 //! out only on a user's first connect and last disconnect — at once for agents and admins
 //! (`presence_changed`), batched for customers (at most one `presence_batch` per second per
-//! company, see [`CustomerChanges`]), so a storm of guest connections costs each agent at most
+//! company, see `CustomerChanges`), so a storm of guest connections costs each agent at most
 //! one frame a second.
 //!
 //! Mailbox:
