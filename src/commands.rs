@@ -8,7 +8,7 @@ use crate::auth::PasswordHasher;
 use crate::config::{
     BackupArgs, ConfigError, Settings, StaffRole, TokenArgs, UserAddArgs, UserEmailArgs,
 };
-use crate::db::{self, DbError, models::NewUser};
+use crate::db::{self, DbConn, DbError, models::NewUser};
 use crate::ids::{CompanyId, UserId};
 use crate::startup::{StartupError, open_database, token_service};
 use crate::time::now_millis;
@@ -33,7 +33,10 @@ pub fn backup(settings: &Settings, args: &BackupArgs) -> Result<(), StartupError
     let target =
         args.to.to_str().ok_or_else(|| ConfigError::new("--to", "must be a UTF-8 path"))?;
     let pool = open_database(settings, None)?;
-    let mut conn = pool.get().map_err(DbError::from)?;
+    let DbConn::Sqlite(mut conn) = pool.get().map_err(DbError::from)? else {
+        let text = "is for SQLite; back up PostgreSQL with pg_dump (docs/operations.md)";
+        return Err(ConfigError::new("backup", text).into());
+    };
     let sql = format!("VACUUM INTO '{}'", target.replace('\'', "''"));
     diesel::connection::SimpleConnection::batch_execute(&mut *conn, &sql)
         .map_err(|e| ConfigError::new("--to", format!("cannot write {target}: {e}")))?;

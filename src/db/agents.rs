@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use super::DbConn;
 use super::schema::agents::dsl as a;
 use crate::ids::CompanyId;
+use crate::on_backend;
 use crate::protocol::AgentStatus;
 use crate::user::UserRef;
 
@@ -21,12 +22,14 @@ pub fn seen(
     user: &UserRef,
     at: i64,
 ) -> QueryResult<Option<AgentStatus>> {
-    let row: Option<(String, Option<String>)> = a::agents
-        .filter(a::company.eq(company.as_str()))
-        .filter(a::user_id.eq(user.id.as_str()))
-        .select((a::name, a::status))
-        .first(conn)
-        .optional()?;
+    let row: Option<(String, Option<String>)> = on_backend!(conn, c => {
+        a::agents
+            .filter(a::company.eq(company.as_str()))
+            .filter(a::user_id.eq(user.id.as_str()))
+            .select((a::name, a::status))
+            .first(c)
+            .optional()
+    })?;
     let (name, status) = row.unzip();
     if name.as_deref() != Some(&*user.name) {
         upsert(conn, company, user, None, at)?;
@@ -61,17 +64,21 @@ fn upsert(
         a::status.eq(status.map(AgentStatus::as_str)),
         a::updated_at.eq(at),
     );
-    conn.immediate_transaction(|conn| {
-        let insert =
-            diesel::insert_into(a::agents).values(row).on_conflict((a::company, a::user_id));
-        match status {
-            Some(status) => insert
-                .do_update()
-                .set((a::name.eq(name), a::status.eq(status.as_str()), a::updated_at.eq(at)))
-                .execute(conn),
-            None => insert.do_update().set((a::name.eq(name), a::updated_at.eq(at))).execute(conn),
+    let insert = diesel::insert_into(a::agents).values(row).on_conflict((a::company, a::user_id));
+    match status {
+        Some(status) => {
+            let update = insert.do_update().set((
+                a::name.eq(name),
+                a::status.eq(status.as_str()),
+                a::updated_at.eq(at),
+            ));
+            on_backend!(conn, c => update.execute(c))?
         }
-    })?;
+        None => {
+            let update = insert.do_update().set((a::name.eq(name), a::updated_at.eq(at)));
+            on_backend!(conn, c => update.execute(c))?
+        }
+    };
     Ok(())
 }
 
@@ -81,10 +88,12 @@ pub fn names(
     company: &str,
     user_ids: &[&str],
 ) -> QueryResult<HashMap<String, String>> {
-    let rows: Vec<(String, String)> = a::agents
-        .filter(a::company.eq(company))
-        .filter(a::user_id.eq_any(user_ids))
-        .select((a::user_id, a::name))
-        .load(conn)?;
+    let rows: Vec<(String, String)> = on_backend!(conn, c => {
+        a::agents
+            .filter(a::company.eq(company))
+            .filter(a::user_id.eq_any(user_ids))
+            .select((a::user_id, a::name))
+            .load(c)
+    })?;
     Ok(rows.into_iter().collect())
 }

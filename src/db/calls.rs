@@ -1,6 +1,9 @@
 //! Queries on `calls`, `call_keys` and `call_events`. [`store_event`] is the one way a call's
-//! status changes: one immediate transaction that finds or creates the call, records the event
-//! and moves the status with a conditional update on its rank.
+//! status changes: one write transaction that finds or creates the call, records the event and
+//! moves the status with a conditional update on its rank. Between hubs on PostgreSQL, writers
+//! of one provider call are serialised by a transaction-scoped advisory lock on its ids (so two
+//! nodes never both create it), and the update fills missing details with `COALESCE` from the
+//! row as it is then, never from an earlier read.
 
 use diesel::prelude::*;
 use serde_json::Value;
@@ -9,6 +12,7 @@ use super::DbConn;
 use super::models::{Call, CallEventRow, NewCallEvent, NewCallKey};
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice, ProviderKey, TERMINAL_RANK};
 use crate::ids::{CallId, CompanyId};
+use crate::on_backend;
 
 /// What storing one event did.
 #[derive(Debug, Clone)]
@@ -41,7 +45,10 @@ pub fn store_event(
     event: &CallEvent,
     new_call_id: &str,
 ) -> Result<StoredEvent, StoreError> {
-    conn.immediate_transaction(|conn| {
+    super::write(conn, |conn| {
+        if let CallTarget::Keys(keys) = &event.target {
+            lock_keys(conn, keys)?;
+        }
         let company = resolve_company(conn, event)?;
         let existing = match &event.target {
             CallTarget::Id(id) => {
@@ -62,17 +69,18 @@ pub fn store_event(
             link_keys(conn, &company, &call.id, keys)?;
         }
         let payload = event.payload.to_string();
-        diesel::insert_into(super::schema::call_events::table)
-            .values(NewCallEvent {
-                call_id: &call.id,
-                provider: &event.provider,
-                status: event.status.as_str(),
-                sequence: event.sequence,
-                applied,
-                payload: &payload,
-                received_at: event.received_at,
-            })
-            .execute(conn)?;
+        let row = NewCallEvent {
+            call_id: &call.id,
+            provider: &event.provider,
+            status: event.status.as_str(),
+            sequence: event.sequence,
+            applied,
+            payload: &payload,
+            received_at: event.received_at,
+        };
+        on_backend!(conn, c => {
+            diesel::insert_into(super::schema::call_events::table).values(&row).execute(c)
+        })?;
         Ok(StoredEvent {
             call,
             previous_status,
@@ -81,6 +89,21 @@ pub fn store_event(
             received_at: event.received_at,
         })
     })
+}
+
+/// On PostgreSQL, holds a transaction-scoped advisory lock per provider id, so concurrent
+/// writers of one provider call (on any node) take turns. SQLite's `BEGIN IMMEDIATE` already
+/// lets one writer in at a time.
+fn lock_keys(conn: &mut DbConn, keys: &[ProviderKey]) -> QueryResult<()> {
+    use diesel::sql_types::Text;
+    if let DbConn::Postgres(c) = conn {
+        for (provider, external_id) in keys {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind::<Text, _>(format!("call:{provider}:{external_id}"))
+                .execute(&mut **c)?;
+        }
+    }
+    Ok(())
 }
 
 /// The company named by the event, or the one that registered one of its keys.
@@ -92,12 +115,14 @@ fn resolve_company(conn: &mut DbConn, event: &CallEvent) -> QueryResult<String> 
     if let CallTarget::Keys(keys) = &event.target {
         use super::schema::call_keys::dsl as k;
         for (provider, external_id) in keys {
-            let companies: Vec<String> = k::call_keys
-                .filter(k::provider.eq(provider))
-                .filter(k::external_id.eq(external_id))
-                .select(k::company)
-                .limit(2)
-                .load(conn)?;
+            let companies: Vec<String> = on_backend!(conn, c => {
+                k::call_keys
+                    .filter(k::provider.eq(provider))
+                    .filter(k::external_id.eq(external_id))
+                    .select(k::company)
+                    .limit(2)
+                    .load(c)
+            })?;
             // Only an unambiguous registration decides; two companies claiming the same id
             // fall back to the default rather than guess.
             if let [company] = companies.as_slice() {
@@ -115,13 +140,15 @@ fn find_by_keys(
 ) -> QueryResult<Option<Call>> {
     use super::schema::call_keys::dsl as k;
     for (provider, external_id) in keys {
-        let call_id: Option<String> = k::call_keys
-            .filter(k::company.eq(company))
-            .filter(k::provider.eq(provider))
-            .filter(k::external_id.eq(external_id))
-            .select(k::call_id)
-            .first(conn)
-            .optional()?;
+        let call_id: Option<String> = on_backend!(conn, c => {
+            k::call_keys
+                .filter(k::company.eq(company))
+                .filter(k::provider.eq(provider))
+                .filter(k::external_id.eq(external_id))
+                .select(k::call_id)
+                .first(c)
+                .optional()
+        })?;
         if let Some(call_id) = call_id {
             return reload(conn, &call_id).map(Some);
         }
@@ -139,7 +166,16 @@ fn link_keys(
         .iter()
         .map(|(provider, external_id)| NewCallKey { company, provider, external_id, call_id })
         .collect();
-    diesel::insert_or_ignore_into(super::schema::call_keys::table).values(&rows).execute(conn)?;
+    // One by one: diesel has no batch insert with ON CONFLICT on SQLite, and a call has a
+    // key or two.
+    for row in &rows {
+        on_backend!(conn, c => {
+            diesel::insert_into(super::schema::call_keys::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)
+        })?;
+    }
     Ok(())
 }
 
@@ -163,7 +199,7 @@ fn create(conn: &mut DbConn, company: &str, event: &CallEvent, id: &str) -> Quer
         updated_at: event.received_at,
         ended_at: terminal.then_some(event.received_at),
     };
-    diesel::insert_into(super::schema::calls::table).values(&call).execute(conn)?;
+    on_backend!(conn, c => diesel::insert_into(super::schema::calls::table).values(&call).execute(c))?;
     Ok(call)
 }
 
@@ -174,50 +210,53 @@ fn advance(conn: &mut DbConn, call: &Call, event: &CallEvent) -> QueryResult<boo
     use super::schema::calls::dsl as c;
     let rank = event.status.rank();
     let terminal = event.status.is_terminal();
-    let mut query = diesel::update(c::calls)
-        .filter(c::id.eq(&call.id))
-        .filter(c::status_rank.lt(rank))
-        .filter(c::status_rank.lt(TERMINAL_RANK))
-        .into_boxed();
-    if let Some(sequence) = event.sequence {
-        query = query.filter(c::last_sequence.is_null().or(c::last_sequence.lt(sequence)));
-    }
-    // Inside this immediate transaction the row cannot change under us, so filling gaps from
-    // the row we read is safe; the rank filter above is what keeps racing writers forward-only.
-    let changed = query
-        .set((
-            c::status.eq(event.status.as_str()),
-            c::status_rank.eq(rank),
-            c::ended_reason.eq(if terminal { event.ended_reason.clone() } else { None }),
-            c::last_sequence.eq(event.sequence.or(call.last_sequence)),
-            c::updated_at.eq(event.received_at),
-            c::ended_at.eq(terminal.then_some(event.received_at)),
-            c::owner_id.eq(call
-                .owner_id
-                .clone()
-                .or_else(|| event.owner_id.as_ref().map(ToString::to_string))),
-            c::direction.eq(call.direction.clone().or_else(|| event.direction.clone())),
-            c::from_number.eq(call.from_number.clone().or_else(|| event.from.clone())),
-            c::to_number.eq(call.to_number.clone().or_else(|| event.to.clone())),
-        ))
-        .execute(conn)?;
+    // Details the call lacks are filled from the event with COALESCE against the row as it is
+    // at the update, so a concurrent writer's owner or numbers are never overwritten; the rank
+    // filter keeps racing writers forward-only.
+    let owner = event.owner_id.as_ref().map(ToString::to_string);
+    let changed = on_backend!(conn, db => {
+        let mut query = diesel::update(c::calls)
+            .filter(c::id.eq(&call.id))
+            .filter(c::status_rank.lt(rank))
+            .filter(c::status_rank.lt(TERMINAL_RANK))
+            .into_boxed();
+        if let Some(sequence) = event.sequence {
+            query = query.filter(c::last_sequence.is_null().or(c::last_sequence.lt(sequence)));
+        }
+        query
+            .set((
+                c::status.eq(event.status.as_str()),
+                c::status_rank.eq(rank),
+                c::ended_reason.eq(if terminal { event.ended_reason.clone() } else { None }),
+                c::last_sequence.eq(super::coalesce_big(event.sequence, c::last_sequence)),
+                c::updated_at.eq(event.received_at),
+                c::ended_at.eq(terminal.then_some(event.received_at)),
+                c::owner_id.eq(super::coalesce_text(c::owner_id, owner.clone())),
+                c::direction.eq(super::coalesce_text(c::direction, event.direction.clone())),
+                c::from_number.eq(super::coalesce_text(c::from_number, event.from.clone())),
+                c::to_number.eq(super::coalesce_text(c::to_number, event.to.clone())),
+            ))
+            .execute(db)
+    })?;
     Ok(changed == 1)
 }
 
 fn reload(conn: &mut DbConn, id: &str) -> QueryResult<Call> {
     use super::schema::calls::dsl as c;
-    c::calls.filter(c::id.eq(id)).select(Call::as_select()).first(conn)
+    on_backend!(conn, db => c::calls.filter(c::id.eq(id)).select(Call::as_select()).first(db))
 }
 
 /// A call of `company` by id.
 pub fn find(conn: &mut DbConn, company: &str, id: &str) -> QueryResult<Option<Call>> {
     use super::schema::calls::dsl as c;
-    c::calls
-        .filter(c::id.eq(id))
-        .filter(c::company.eq(company))
-        .select(Call::as_select())
-        .first(conn)
-        .optional()
+    on_backend!(conn, db => {
+        c::calls
+            .filter(c::id.eq(id))
+            .filter(c::company.eq(company))
+            .select(Call::as_select())
+            .first(db)
+            .optional()
+    })
 }
 
 /// The call a provider's ids name: inside `company` when it is known, else the one call (in any
@@ -232,12 +271,14 @@ pub fn find_for_provider(
     }
     use super::schema::call_keys::dsl as k;
     for (provider, external_id) in keys {
-        let mut ids: Vec<String> = k::call_keys
-            .filter(k::provider.eq(provider))
-            .filter(k::external_id.eq(external_id))
-            .select(k::call_id)
-            .limit(2)
-            .load(conn)?;
+        let mut ids: Vec<String> = on_backend!(conn, c => {
+            k::call_keys
+                .filter(k::provider.eq(provider))
+                .filter(k::external_id.eq(external_id))
+                .select(k::call_id)
+                .limit(2)
+                .load(c)
+        })?;
         if ids.len() == 1
             && let Some(id) = ids.pop()
         {
@@ -252,11 +293,13 @@ pub fn find_for_provider(
 /// lived in a previous run's memory — browser calls after a restart. Returns how many ended.
 pub fn end_open_calls(conn: &mut DbConn, provider: &str, reason: &str) -> QueryResult<usize> {
     use super::schema::calls::dsl as c;
-    let open: Vec<(String, String)> = c::calls
-        .filter(c::provider.eq(provider))
-        .filter(c::status_rank.lt(TERMINAL_RANK))
-        .select((c::company, c::id))
-        .load(conn)?;
+    let open: Vec<(String, String)> = on_backend!(conn, db => {
+        c::calls
+            .filter(c::provider.eq(provider))
+            .filter(c::status_rank.lt(TERMINAL_RANK))
+            .select((c::company, c::id))
+            .load(db)
+    })?;
     let mut ended = 0;
     for (company, id) in open {
         let (Some(company), Some(id)) = (CompanyId::parse(&company), CallId::parse(&id)) else {
@@ -284,11 +327,13 @@ pub fn end_open_calls(conn: &mut DbConn, provider: &str, reason: &str) -> QueryR
 /// A call's event log, oldest first.
 pub fn events(conn: &mut DbConn, call_id: &str) -> QueryResult<Vec<CallEventRow>> {
     use super::schema::call_events::dsl as e;
-    e::call_events
-        .filter(e::call_id.eq(call_id))
-        .order(e::id.asc())
-        .select(CallEventRow::as_select())
-        .load(conn)
+    on_backend!(conn, db => {
+        e::call_events
+            .filter(e::call_id.eq(call_id))
+            .order(e::id.asc())
+            .select(CallEventRow::as_select())
+            .load(db)
+    })
 }
 
 /// Where a page of calls starts: strictly older than `(created_at, id)`.
@@ -319,19 +364,21 @@ pub fn list(
     limit: i64,
 ) -> QueryResult<(Vec<Call>, Option<Cursor>)> {
     use super::schema::calls::dsl as c;
-    let mut query = c::calls.filter(c::company.eq(company)).select(Call::as_select()).into_boxed();
-    if let Some(status) = status {
-        query = query.filter(c::status.eq(status.to_owned()));
-    }
-    if let Some(cursor) = before {
-        query = query.filter(
-            c::created_at
-                .lt(cursor.created_at)
-                .or(c::created_at.eq(cursor.created_at).and(c::id.lt(cursor.id.clone()))),
-        );
-    }
-    let mut page: Vec<Call> =
-        query.order((c::created_at.desc(), c::id.desc())).limit(limit + 1).load(conn)?;
+    let mut page: Vec<Call> = on_backend!(conn, db => {
+        let mut query =
+            c::calls.filter(c::company.eq(company)).select(Call::as_select()).into_boxed();
+        if let Some(status) = status {
+            query = query.filter(c::status.eq(status.to_owned()));
+        }
+        if let Some(cursor) = before {
+            query = query.filter(
+                c::created_at
+                    .lt(cursor.created_at)
+                    .or(c::created_at.eq(cursor.created_at).and(c::id.lt(cursor.id.clone()))),
+            );
+        }
+        query.order((c::created_at.desc(), c::id.desc())).limit(limit + 1).load(db)
+    })?;
     let next = if page.len() as i64 > limit {
         page.truncate(limit as usize);
         page.last().map(|call| Cursor { created_at: call.created_at, id: call.id.clone() })

@@ -8,13 +8,81 @@
 //! conversation, seq), and a retried send finds its message through `messages_client_id`.
 
 use diesel::prelude::*;
-use diesel::sqlite::Sqlite;
 
 use super::DbConn;
 use super::models::{Conversation, MessageRow};
-use super::schema::{conversations, messages};
 use crate::chat::{ConversationId, Direction, Draft};
+use crate::on_backend;
 use crate::user::UserRef;
+
+/// The query of [`history`]: one more than the page, to tell whether there is more. It walks
+/// the primary key (company, conversation, seq) from the page's bound.
+/// Written as a macro so that each backend's expansion is typed for that backend.
+macro_rules! history_query {
+    ($company:expr, $conversation:expr, $reader:expr, $page:expr, $direction:expr, $limit:expr) => {{
+        let (company, conversation, reader, page, direction, limit) =
+            ($company, $conversation, $reader, $page, $direction, $limit);
+        use crate::db::schema::messages::dsl as m;
+        let mut query = m::messages
+            .filter(m::company.eq(company))
+            .filter(m::conversation.eq(conversation))
+            .into_boxed();
+        query = match direction {
+            Direction::Sent => query.filter(m::sender_id.eq(reader)),
+            Direction::Received => query.filter(m::sender_id.ne(reader)),
+            Direction::All => query,
+        };
+        let query = match page {
+            Page::After(seq) => query.filter(m::seq.gt(seq)).order(m::seq.asc()),
+            Page::Before(Some(seq)) => query.filter(m::seq.lt(seq)).order(m::seq.desc()),
+            Page::Before(None) => query.order(m::seq.desc()),
+        };
+        query.limit(limit + 1)
+    }};
+}
+
+/// The query of [`inbox`]: it walks `conversations_inbox` (company, last activity) newest
+/// first, so a page costs the page, not the company's conversations.
+/// Written as a macro so that each backend's expansion is typed for that backend.
+macro_rules! inbox_query {
+    ($company:expr, $reader:expr, $unread_only:expr, $cursor:expr, $limit:expr) => {{
+        let (company, reader, unread_only, cursor, limit): (
+            &str,
+            &Reader,
+            bool,
+            Option<&InboxCursor>,
+            i64,
+        ) = ($company, $reader, $unread_only, $cursor, $limit);
+        use crate::db::schema::conversations::dsl as c;
+        use crate::db::schema::read_positions::dsl as r;
+        let mut query = c::conversations.filter(c::company.eq(company)).into_boxed();
+        query = match reader {
+            Reader::Customer(id) => {
+                query.filter(c::customer_id.eq(id)).filter(c::kind.eq("support"))
+            }
+            Reader::Staff(id) => {
+                query.filter(c::kind.eq("support").or(c::member_a.eq(id)).or(c::member_b.eq(id)))
+            }
+            Reader::Service(_) => query,
+        };
+        if unread_only {
+            // Sending moves the sender's position to its own message, so newer-than-position
+            // always means unread messages of the others.
+            let position = r::read_positions
+                .filter(r::company.eq(c::company))
+                .filter(r::conversation.eq(c::id))
+                .filter(r::user_id.eq(reader.id()))
+                .select(r::seq)
+                .single_value();
+            query = query.filter(c::last_seq.gt(coalesce(position, 0)));
+        }
+        if let Some((at, id)) = cursor {
+            let older = c::last_message_at.lt(*at).or(c::last_message_at.eq(*at).and(c::id.lt(id)));
+            query = query.filter(older);
+        }
+        query.order((c::last_message_at.desc(), c::id.desc())).limit(limit + 1)
+    }};
+}
 
 /// One send to store.
 #[derive(Debug, Clone)]
@@ -37,33 +105,39 @@ pub struct Stored {
 
 /// Stores every send of the batch, in order, in one transaction.
 pub fn store(conn: &mut DbConn, sends: &[Outgoing]) -> QueryResult<Vec<Stored>> {
-    conn.immediate_transaction(|conn| sends.iter().map(|send| store_one(conn, send)).collect())
+    super::write(conn, |conn| sends.iter().map(|send| store_one(conn, send)).collect())
 }
 
 fn store_one(conn: &mut DbConn, send: &Outgoing) -> QueryResult<Stored> {
-    use super::schema::conversations::dsl as c;
-    use super::schema::messages::dsl as m;
+    use crate::db::schema::conversations::dsl as c;
+    use crate::db::schema::messages::dsl as m;
     let conversation = send.conversation.to_string();
     if let Some(client_id) = &send.draft.client_id {
-        let earlier = m::messages
-            .filter(m::company.eq(&send.company))
-            .filter(m::conversation.eq(&conversation))
-            .filter(m::sender_id.eq(send.from.id.as_str()))
-            .filter(m::client_id.eq(client_id))
-            .select(MessageRow::as_select())
-            .first(conn)
-            .optional()?;
+        let earlier = on_backend!(conn, db => {
+            m::messages
+                .filter(m::company.eq(&send.company))
+                .filter(m::conversation.eq(&conversation))
+                .filter(m::sender_id.eq(send.from.id.as_str()))
+                .filter(m::client_id.eq(client_id))
+                .select(MessageRow::as_select())
+                .first(db)
+                .optional()
+        })?;
         if let Some(message) = earlier {
             return Ok(Stored { message, repeated: true });
         }
     }
     ensure_conversation(conn, send, &conversation)?;
-    let seq: i64 = diesel::update(c::conversations)
-        .filter(c::company.eq(&send.company))
-        .filter(c::id.eq(&conversation))
-        .set((c::last_seq.eq(c::last_seq + 1), c::last_message_at.eq(send.sent_at)))
-        .returning(c::last_seq)
-        .get_result(conn)?;
+    // The row is locked by this update until the transaction ends (also between hubs on
+    // PostgreSQL), so each message gets the next seq: no gaps, no duplicates.
+    let seq: i64 = on_backend!(conn, db => {
+        diesel::update(c::conversations)
+            .filter(c::company.eq(&send.company))
+            .filter(c::id.eq(&conversation))
+            .set((c::last_seq.eq(c::last_seq + 1), c::last_message_at.eq(send.sent_at)))
+            .returning(c::last_seq)
+            .get_result(db)
+    })?;
     let message = MessageRow {
         company: send.company.clone(),
         conversation,
@@ -77,7 +151,7 @@ fn store_one(conn: &mut DbConn, send: &Outgoing) -> QueryResult<Stored> {
         client_id: send.draft.client_id.clone(),
         sent_at: send.sent_at,
     };
-    diesel::insert_into(m::messages).values(&message).execute(conn)?;
+    on_backend!(conn, db => diesel::insert_into(m::messages).values(&message).execute(db))?;
     // Sending is reading up to what one sent.
     advance_read(conn, &send.company, &message.conversation, send.from.id.as_str(), seq)?;
     Ok(Stored { message, repeated: false })
@@ -86,7 +160,7 @@ fn store_one(conn: &mut DbConn, send: &Outgoing) -> QueryResult<Stored> {
 /// Creates the conversation on its first message, and keeps the names shown in the inbox
 /// current.
 fn ensure_conversation(conn: &mut DbConn, send: &Outgoing, id: &str) -> QueryResult<()> {
-    use super::schema::conversations::dsl as c;
+    use crate::db::schema::conversations::dsl as c;
     let (mut customer, mut a, mut b) = (None, None, None);
     match &send.conversation {
         ConversationId::Support { customer: who } => customer = Some(who.to_string()),
@@ -110,20 +184,20 @@ fn ensure_conversation(conn: &mut DbConn, send: &Outgoing, id: &str) -> QueryRes
         last_message_at: send.sent_at,
         created_at: send.sent_at,
     };
-    diesel::insert_or_ignore_into(c::conversations).values(&row).execute(conn)?;
+    on_backend!(conn, db => {
+        diesel::insert_into(c::conversations).values(&row).on_conflict_do_nothing().execute(db)
+    })?;
     let (name, role) = (send.from.name.to_string(), send.from.role.as_str());
     let target = c::conversations.filter(c::company.eq(&send.company)).filter(c::id.eq(id));
     let sender = Some(send.from.id.to_string());
     if row.customer_id == sender {
-        diesel::update(target).set(c::customer_name.eq(name)).execute(conn)?;
+        on_backend!(conn, db => diesel::update(target).set(c::customer_name.eq(name)).execute(db))?;
     } else if row.member_a == sender {
-        diesel::update(target)
-            .set((c::member_a_name.eq(name), c::member_a_role.eq(role)))
-            .execute(conn)?;
+        let names = (c::member_a_name.eq(name), c::member_a_role.eq(role));
+        on_backend!(conn, db => diesel::update(target).set(names).execute(db))?;
     } else if row.member_b == sender {
-        diesel::update(target)
-            .set((c::member_b_name.eq(name), c::member_b_role.eq(role)))
-            .execute(conn)?;
+        let names = (c::member_b_name.eq(name), c::member_b_role.eq(role));
+        on_backend!(conn, db => diesel::update(target).set(names).execute(db))?;
     }
     Ok(())
 }
@@ -136,18 +210,24 @@ fn advance_read(
     user: &str,
     seq: i64,
 ) -> QueryResult<()> {
-    use super::schema::read_positions::dsl as r;
-    diesel::insert_into(r::read_positions)
-        .values((
-            r::company.eq(company),
-            r::conversation.eq(conversation),
-            r::user_id.eq(user),
-            r::seq.eq(seq),
-        ))
-        .on_conflict((r::company, r::conversation, r::user_id))
-        .do_update()
-        .set(r::seq.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>("MAX(seq, excluded.seq)")))
-        .execute(conn)?;
+    use crate::db::schema::read_positions::dsl as r;
+    // The larger of the two, in SQL both backends speak (SQLite's MAX(a, b) is PostgreSQL's
+    // GREATEST).
+    let larger = "CASE WHEN excluded.seq > read_positions.seq \
+                  THEN excluded.seq ELSE read_positions.seq END";
+    on_backend!(conn, db => {
+        diesel::insert_into(r::read_positions)
+            .values((
+                r::company.eq(company),
+                r::conversation.eq(conversation),
+                r::user_id.eq(user),
+                r::seq.eq(seq),
+            ))
+            .on_conflict((r::company, r::conversation, r::user_id))
+            .do_update()
+            .set(r::seq.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(larger)))
+            .execute(db)
+    })?;
     Ok(())
 }
 
@@ -158,15 +238,17 @@ pub fn read_position(
     conversation: &str,
     user: &str,
 ) -> QueryResult<i64> {
-    use super::schema::read_positions::dsl as r;
-    Ok(r::read_positions
-        .filter(r::company.eq(company))
-        .filter(r::conversation.eq(conversation))
-        .filter(r::user_id.eq(user))
-        .select(r::seq)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0))
+    use crate::db::schema::read_positions::dsl as r;
+    let position: Option<i64> = on_backend!(conn, db => {
+        r::read_positions
+            .filter(r::company.eq(company))
+            .filter(r::conversation.eq(conversation))
+            .filter(r::user_id.eq(user))
+            .select(r::seq)
+            .first(db)
+            .optional()
+    })?;
+    Ok(position.unwrap_or(0))
 }
 
 /// Marks a conversation read up to `seq` (at most its newest message); returns the position
@@ -178,7 +260,7 @@ pub fn mark_read(
     user: &str,
     seq: i64,
 ) -> QueryResult<(i64, i64)> {
-    conn.immediate_transaction(|conn| {
+    super::write(conn, |conn| {
         let newest = find(conn, company, conversation)?.map_or(0, |c| c.last_seq);
         let seq = seq.clamp(0, newest);
         if seq > 0 {
@@ -197,24 +279,28 @@ pub fn unread(
     user: &str,
     position: i64,
 ) -> QueryResult<i64> {
-    use super::schema::messages::dsl as m;
-    m::messages
-        .filter(m::company.eq(company))
-        .filter(m::conversation.eq(conversation))
-        .filter(m::seq.gt(position))
-        .filter(m::sender_id.ne(user))
-        .count()
-        .get_result(conn)
+    use crate::db::schema::messages::dsl as m;
+    on_backend!(conn, db => {
+        m::messages
+            .filter(m::company.eq(company))
+            .filter(m::conversation.eq(conversation))
+            .filter(m::seq.gt(position))
+            .filter(m::sender_id.ne(user))
+            .count()
+            .get_result(db)
+    })
 }
 
 pub fn find(conn: &mut DbConn, company: &str, id: &str) -> QueryResult<Option<Conversation>> {
-    use super::schema::conversations::dsl as c;
-    c::conversations
-        .filter(c::company.eq(company))
-        .filter(c::id.eq(id))
-        .select(Conversation::as_select())
-        .first(conn)
-        .optional()
+    use crate::db::schema::conversations::dsl as c;
+    on_backend!(conn, db => {
+        c::conversations
+            .filter(c::company.eq(company))
+            .filter(c::id.eq(id))
+            .select(Conversation::as_select())
+            .first(db)
+            .optional()
+    })
 }
 
 /// Which page of a conversation's history.
@@ -236,42 +322,15 @@ pub fn history(
     direction: Direction,
     limit: i64,
 ) -> QueryResult<(Vec<MessageRow>, bool)> {
-    let mut rows: Vec<MessageRow> =
-        history_query(company, conversation, reader, page, direction, limit).load(conn)?;
+    let mut rows: Vec<MessageRow> = on_backend!(conn, db => {
+        history_query!(company, conversation, reader, page, direction, limit).load(db)
+    })?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     if matches!(page, Page::Before(_)) {
         rows.reverse();
     }
     Ok((rows, has_more))
-}
-
-/// The query of [`history`]: one more than the page, to tell whether there is more. It walks
-/// the primary key (company, conversation, seq) from the page's bound.
-fn history_query<'a>(
-    company: &'a str,
-    conversation: &'a str,
-    reader: &'a str,
-    page: Page,
-    direction: Direction,
-    limit: i64,
-) -> messages::BoxedQuery<'a, Sqlite> {
-    use super::schema::messages::dsl as m;
-    let mut query = m::messages
-        .filter(m::company.eq(company))
-        .filter(m::conversation.eq(conversation))
-        .into_boxed();
-    query = match direction {
-        Direction::Sent => query.filter(m::sender_id.eq(reader)),
-        Direction::Received => query.filter(m::sender_id.ne(reader)),
-        Direction::All => query,
-    };
-    let query = match page {
-        Page::After(seq) => query.filter(m::seq.gt(seq)).order(m::seq.asc()),
-        Page::Before(Some(seq)) => query.filter(m::seq.lt(seq)).order(m::seq.desc()),
-        Page::Before(None) => query.order(m::seq.desc()),
-    };
-    query.limit(limit + 1)
 }
 
 /// Whose inbox: which conversations of the company a reader sees.
@@ -313,8 +372,9 @@ pub fn inbox(
     cursor: Option<&InboxCursor>,
     limit: i64,
 ) -> QueryResult<(Vec<InboxEntry>, Option<InboxCursor>)> {
-    let mut rows: Vec<Conversation> =
-        inbox_query(company, reader, unread_only, cursor, limit).load(conn)?;
+    let mut rows: Vec<Conversation> = on_backend!(conn, db => {
+        inbox_query!(company, reader, unread_only, cursor, limit).load(db)
+    })?;
     let next = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
         rows.last().map(|c| (c.last_message_at, c.id.clone()))
@@ -327,52 +387,17 @@ pub fn inbox(
     Ok((entries, next.flatten()))
 }
 
-/// The query of [`inbox`]: it walks `conversations_inbox` (company, last activity) newest
-/// first, so a page costs the page, not the company's conversations.
-fn inbox_query<'a>(
-    company: &'a str,
-    reader: &'a Reader,
-    unread_only: bool,
-    cursor: Option<&'a InboxCursor>,
-    limit: i64,
-) -> conversations::BoxedQuery<'a, Sqlite> {
-    use super::schema::conversations::dsl as c;
-    use super::schema::read_positions::dsl as r;
-    let mut query = c::conversations.filter(c::company.eq(company)).into_boxed();
-    query = match reader {
-        Reader::Customer(id) => query.filter(c::customer_id.eq(id)).filter(c::kind.eq("support")),
-        Reader::Staff(id) => {
-            query.filter(c::kind.eq("support").or(c::member_a.eq(id)).or(c::member_b.eq(id)))
-        }
-        Reader::Service(_) => query,
-    };
-    if unread_only {
-        // Sending moves the sender's position to its own message, so newer-than-position
-        // always means unread messages of the others.
-        let position = r::read_positions
-            .filter(r::company.eq(c::company))
-            .filter(r::conversation.eq(c::id))
-            .filter(r::user_id.eq(reader.id()))
-            .select(r::seq)
-            .single_value();
-        query = query.filter(c::last_seq.gt(coalesce(position, 0)));
-    }
-    if let Some((at, id)) = cursor {
-        let older = c::last_message_at.lt(*at).or(c::last_message_at.eq(*at).and(c::id.lt(id)));
-        query = query.filter(older);
-    }
-    query.order((c::last_message_at.desc(), c::id.desc())).limit(limit + 1)
-}
-
 fn entry(conn: &mut DbConn, conversation: Conversation, reader: &str) -> QueryResult<InboxEntry> {
-    use super::schema::messages::dsl as m;
-    let last_message = m::messages
-        .filter(m::company.eq(&conversation.company))
-        .filter(m::conversation.eq(&conversation.id))
-        .filter(m::seq.eq(conversation.last_seq))
-        .select(MessageRow::as_select())
-        .first(conn)
-        .optional()?;
+    use crate::db::schema::messages::dsl as m;
+    let last_message = on_backend!(conn, db => {
+        m::messages
+            .filter(m::company.eq(&conversation.company))
+            .filter(m::conversation.eq(&conversation.id))
+            .filter(m::seq.eq(conversation.last_seq))
+            .select(MessageRow::as_select())
+            .first(db)
+            .optional()
+    })?;
     let position = read_position(conn, &conversation.company, &conversation.id, reader)?;
     let unread = unread(conn, &conversation.company, &conversation.id, reader, position)?;
     Ok(InboxEntry { conversation, last_message, unread })
@@ -385,18 +410,19 @@ diesel::define_sql_function! {
 
 /// Deletes messages sent before `cutoff` (unix ms); returns how many.
 pub fn delete_older_than(conn: &mut DbConn, cutoff: i64) -> QueryResult<usize> {
-    use super::schema::messages::dsl as m;
-    conn.immediate_transaction(|conn| {
-        diesel::delete(m::messages.filter(m::sent_at.lt(cutoff))).execute(conn)
-    })
+    use crate::db::schema::messages::dsl as m;
+    on_backend!(conn, db => diesel::delete(m::messages.filter(m::sent_at.lt(cutoff))).execute(db))
 }
 
 #[cfg(test)]
 mod tests {
     use diesel::sql_types::Text;
 
+    use diesel::sqlite::Sqlite;
+
     use super::*;
     use crate::config::{DatabaseUrl, Synchronous};
+    use crate::db::schema::{conversations, messages};
 
     #[derive(QueryableByName)]
     struct PlanStep {
@@ -406,7 +432,7 @@ mod tests {
 
     /// SQLite's plan for a query, one step a line.
     fn plan(
-        conn: &mut DbConn,
+        conn: &mut diesel::SqliteConnection,
         query: &impl diesel::query_builder::QueryFragment<Sqlite>,
     ) -> Vec<String> {
         let sql = diesel::debug_query::<Sqlite, _>(query).to_string();
@@ -430,21 +456,23 @@ mod tests {
         let url: DatabaseUrl = format!("sqlite://{}/t.db", dir.path().display()).parse().unwrap();
         let pool = crate::db::connect(&url, Synchronous::Full).unwrap();
         crate::db::migrate(&pool).unwrap();
-        let mut conn = pool.get().unwrap();
+        let DbConn::Sqlite(mut conn) = pool.get().unwrap() else { unreachable!("sqlite") };
         let cursor = (1_000, "support:x".to_owned());
         for reader in
             [Reader::Staff("ann".into()), Reader::Customer("g".into()), Reader::Service("s".into())]
         {
             for unread in [false, true] {
-                let steps =
-                    plan(&mut conn, &inbox_query("acme", &reader, unread, Some(&cursor), 50));
+                let query: conversations::BoxedQuery<'_, Sqlite> =
+                    inbox_query!("acme", &reader, unread, Some(&cursor), 50);
+                let steps = plan(&mut conn, &query);
                 assert!(full_scans(&steps).is_empty(), "{reader:?} unread={unread}: {steps:?}");
                 assert!(steps.iter().any(|s| s.contains("conversations_inbox")), "{steps:?}");
             }
         }
         for page in [Page::After(10), Page::Before(Some(10)), Page::Before(None)] {
             for direction in [Direction::All, Direction::Sent] {
-                let query = history_query("acme", "support:g", "g", page, direction, 50);
+                let query: messages::BoxedQuery<'_, Sqlite> =
+                    history_query!("acme", "support:g", "g", page, direction, 50);
                 let steps = plan(&mut conn, &query);
                 assert!(full_scans(&steps).is_empty(), "{page:?}: {steps:?}");
                 // The primary key's index (SQLite's automatic one for a composite key).

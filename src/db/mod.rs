@@ -1,6 +1,12 @@
-//! Storage: the SQLite pool (pragmas set on every pooled connection), the embedded migrations,
-//! and [`run`], the one way async code touches diesel. Query functions live one file per table
-//! and take `&mut DbConn`; they never run on an actor's thread.
+//! Storage: one pool of SQLite or PostgreSQL connections, the embedded migrations of each, and
+//! [`run`], the one way async code touches diesel. Query functions live one file per table and
+//! take `&mut DbConn`; they never run on an actor's thread.
+//!
+//! One source, two backends: a query is written once inside [`on_backend!`], which expands it
+//! for each connection type, so each expansion is type-checked by diesel for its own backend
+//! (PostgreSQL's and SQLite's `RETURNING`, `ON CONFLICT` and types included). Writes that must
+//! be atomic go through [`write`]: `BEGIN IMMEDIATE` on SQLite (the one writer at a time), a
+//! plain transaction on PostgreSQL, where the conditional updates and row locks inside decide.
 
 pub mod agents;
 pub mod calendar;
@@ -16,17 +22,109 @@ use std::time::Duration;
 
 use actix_web::web;
 use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::event::CheckinEvent;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, HandleEvent, NopEventHandler, Pool};
-use diesel::{Connection, SqliteConnection};
+use diesel::r2d2::{
+    ConnectionManager, CustomizeConnection, HandleEvent, NopEventHandler, Pool, PooledConnection,
+};
+use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::{ConfigError, DatabaseUrl, Synchronous};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 
-pub type DbConn = SqliteConnection;
-pub type DbPool = Pool<ConnectionManager<DbConn>>;
+/// A pooled connection to whichever database `--database-url` names.
+pub enum DbConn {
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+}
+
+/// The pool of one of the two backends.
+#[derive(Clone)]
+pub enum DbPool {
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+}
+
+impl DbPool {
+    pub fn get(&self) -> Result<DbConn, diesel::r2d2::PoolError> {
+        Ok(match self {
+            DbPool::Sqlite(pool) => DbConn::Sqlite(pool.get()?),
+            DbPool::Postgres(pool) => DbConn::Postgres(pool.get()?),
+        })
+    }
+}
+
+/// Raw SQL on either backend (scripts, tests): the text must suit the backend it runs on.
+impl SimpleConnection for DbConn {
+    fn batch_execute(&mut self, query: &str) -> diesel::QueryResult<()> {
+        match self {
+            DbConn::Sqlite(c) => c.batch_execute(query),
+            DbConn::Postgres(c) => c.batch_execute(query),
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the backend's own connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`): the body is compiled once for each backend.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => {
+                let $c: &mut diesel::SqliteConnection = &mut *$c;
+                $body
+            }
+            $crate::db::DbConn::Postgres($c) => {
+                let $c: &mut diesel::PgConnection = &mut *$c;
+                $body
+            }
+        }
+    };
+}
+
+diesel::define_sql_function! {
+    /// `COALESCE(value, fallback)` over nullable text: the first that is not null.
+    #[sql_name = "coalesce"]
+    fn coalesce_text(
+        value: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        fallback: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+diesel::define_sql_function! {
+    /// `COALESCE(value, fallback)` over nullable integers.
+    #[sql_name = "coalesce"]
+    fn coalesce_big(
+        value: diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+        fallback: diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
+}
+
+/// Runs `work` in a write transaction: committed when it succeeds, rolled back when it fails.
+pub fn write<T, E, F>(conn: &mut DbConn, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(&mut **c, "BEGIN IMMEDIATE")?
+        }
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(&mut **c, "BEGIN")?,
+    }
+    let done = work(conn);
+    let ended = match (&done, &mut *conn) {
+        (Ok(_), DbConn::Sqlite(c)) => AnsiTransactionManager::commit_transaction(&mut **c),
+        (Ok(_), DbConn::Postgres(c)) => AnsiTransactionManager::commit_transaction(&mut **c),
+        (Err(_), DbConn::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(&mut **c),
+        (Err(_), DbConn::Postgres(c)) => AnsiTransactionManager::rollback_transaction(&mut **c),
+    };
+    let value = done?;
+    ended?;
+    Ok(value)
+}
 
 /// Migrations compiled into the binary, applied at start.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -52,8 +150,8 @@ fn pragmas(synchronous: Synchronous) -> String {
 #[derive(Debug)]
 struct SqlitePragmas(String);
 
-impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&self.0).map_err(diesel::r2d2::Error::QueryError)
     }
 }
@@ -91,8 +189,8 @@ pub fn connect_timed(
     let config_error = |reason: String| ConfigError::new("--database-url", reason);
     // One direct connection first: r2d2 would otherwise retry until its timeout before saying
     // anything about a missing directory or an unreadable file.
-    let mut probe =
-        DbConn::establish(&path).map_err(|e| config_error(format!("cannot open {url}: {e}")))?;
+    let mut probe = SqliteConnection::establish(&path)
+        .map_err(|e| config_error(format!("cannot open {url}: {e}")))?;
     probe.batch_execute(&pragmas).map_err(|e| config_error(format!("cannot use {url}: {e}")))?;
     drop(probe);
     Pool::builder()
@@ -104,13 +202,18 @@ pub fn connect_timed(
             None => Box::new(NopEventHandler),
         })
         .build(ConnectionManager::new(path))
+        .map(DbPool::Sqlite)
         .map_err(|e| config_error(format!("cannot open {url}: {e}")))
 }
 
 /// Applies pending migrations and returns the versions it applied.
 pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
     let mut conn = pool.get()?;
-    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(DbError::Migration)?;
+    let applied = match &mut conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(MIGRATIONS),
+        DbConn::Postgres(c) => c.run_pending_migrations(MIGRATIONS),
+    }
+    .map_err(DbError::Migration)?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }
 
@@ -167,7 +270,7 @@ mod tests {
         value: i64,
     }
 
-    fn number(conn: &mut DbConn, sql: &str) -> i64 {
+    fn number(conn: &mut SqliteConnection, sql: &str) -> i64 {
         diesel::sql_query(sql).get_result::<Number>(conn).unwrap().value
     }
 
@@ -178,7 +281,9 @@ mod tests {
         let pool = connect(&url, Synchronous::Full).unwrap();
         let mut conns: Vec<_> = (0..POOL_SIZE).map(|_| pool.get().unwrap()).collect();
         for conn in &mut conns {
-            let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(&mut **conn);
+            let DbConn::Sqlite(conn) = conn else { unreachable!("a sqlite:// URL") };
+            let conn: &mut SqliteConnection = conn;
+            let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(conn);
             assert_eq!(mode.unwrap().journal_mode, "wal");
             assert_eq!(number(conn, "SELECT foreign_keys AS value FROM pragma_foreign_keys"), 1);
             assert_eq!(number(conn, "SELECT timeout AS value FROM pragma_busy_timeout"), 5000);

@@ -95,7 +95,7 @@ pub struct NewCallEvent<'a> {
 use super::schema::{calendar_connections, calendar_oauth_states};
 
 /// A user's connected calendar; `refresh_token` is encrypted.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = calendar_connections)]
 pub struct CalendarConnection {
     pub company: String,

@@ -62,8 +62,10 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Whether the database answers within [`PROBE_DEADLINE`], with our schema in it.
 pub(super) async fn database_answers(state: &AppState) -> bool {
-    let probe =
-        db::run(&state.pool, |conn| diesel::sql_query("SELECT 1 FROM users LIMIT 1").execute(conn));
+    let probe = db::run(
+        &state.pool,
+        |conn| crate::on_backend!(conn, c => diesel::sql_query("SELECT 1 FROM users LIMIT 1").execute(c)),
+    );
     match tokio::time::timeout(PROBE_DEADLINE, probe).await {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => {
