@@ -31,14 +31,19 @@ impl TokenCipher {
         Self { cipher: ChaCha20Poly1305::new(&Key::from(key)) }
     }
 
-    /// The key of `--encryption-key`, else the key file beside the database (made on first use).
+    /// The key of `--encryption-key`, else the key file beside a SQLite database (made on first
+    /// use). PostgreSQL has no "beside": every node of a cluster must be given the same key.
     pub fn from_settings(
         secret: Option<&Secret>,
         database: &DatabaseUrl,
     ) -> Result<Self, ConfigError> {
-        let key = match secret {
-            Some(secret) => Sha256::digest(secret.expose().as_bytes()).into(),
-            None => key_file(&key_path(database))?,
+        let key = match (secret, database) {
+            (Some(secret), _) => Sha256::digest(secret.expose().as_bytes()).into(),
+            (None, DatabaseUrl::Sqlite { path }) => key_file(&key_path(path))?,
+            (None, DatabaseUrl::Postgres { .. }) => {
+                let why = "is required with a postgres:// database (every node needs the same key)";
+                return Err(ConfigError::new("--encryption-key", why));
+            }
         };
         Ok(Self::from_key(key))
     }
@@ -75,8 +80,8 @@ impl TokenCipher {
 }
 
 /// `hub.db` → `hub.db.key`.
-fn key_path(database: &DatabaseUrl) -> PathBuf {
-    let mut name = database.path.as_os_str().to_owned();
+fn key_path(database: &std::path::Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
     name.push(".key");
     PathBuf::from(name)
 }
@@ -142,7 +147,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(key_path(&url)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(key_path(&dir.path().join("hub.db")))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

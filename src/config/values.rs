@@ -77,27 +77,49 @@ pub enum Synchronous {
 
 /// Where the SQLite database lives, parsed from `sqlite://PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatabaseUrl {
-    pub path: PathBuf,
+pub enum DatabaseUrl {
+    /// `sqlite://PATH`: the embedded default.
+    Sqlite { path: PathBuf },
+    /// `postgres://…` (or `postgresql://…`): the URL as libpq takes it, password included, so
+    /// it is never printed whole.
+    Postgres { url: Secret },
 }
 
 impl FromStr for DatabaseUrl {
     type Err = String;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        let path = value
-            .strip_prefix("sqlite://")
-            .ok_or_else(|| "expected sqlite://PATH (e.g. sqlite://switchboard.db)".to_owned())?;
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            return Ok(Self::Postgres { url: Secret::new(value) });
+        }
+        let path = value.strip_prefix("sqlite://").ok_or_else(|| {
+            "expected sqlite://PATH or postgres://USER@HOST/DB (e.g. sqlite://switchboard.db)"
+                .to_owned()
+        })?;
         if path.is_empty() {
             return Err("the path after sqlite:// is empty".to_owned());
         }
-        Ok(Self { path: PathBuf::from(path) })
+        Ok(Self::Sqlite { path: PathBuf::from(path) })
     }
 }
 
 impl fmt::Display for DatabaseUrl {
+    /// The URL without its password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sqlite://{}", self.path.display())
+        match self {
+            Self::Sqlite { path } => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres { url } => {
+                let url = url.expose();
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let rest = match rest.split_once('@') {
+                    Some((user, host)) => {
+                        format!("{}@{host}", user.split_once(':').map_or(user, |(u, _)| u))
+                    }
+                    None => rest.to_owned(),
+                };
+                write!(f, "{scheme}://{rest}")
+            }
+        }
     }
 }
 
@@ -136,12 +158,16 @@ mod tests {
 
     #[test]
     fn database_url_accepts_relative_and_absolute_paths() {
-        assert_eq!("sqlite://hub.db".parse::<DatabaseUrl>().unwrap().path, PathBuf::from("hub.db"));
-        assert_eq!(
-            "sqlite:///var/lib/sb/hub.db".parse::<DatabaseUrl>().unwrap().path,
-            PathBuf::from("/var/lib/sb/hub.db")
-        );
-        assert!("postgres://x".parse::<DatabaseUrl>().is_err());
+        let path = |url: &str| match url.parse::<DatabaseUrl>().unwrap() {
+            DatabaseUrl::Sqlite { path } => path,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(path("sqlite://hub.db"), PathBuf::from("hub.db"));
+        assert_eq!(path("sqlite:///var/lib/sb/hub.db"), PathBuf::from("/var/lib/sb/hub.db"));
+        let pg: DatabaseUrl = "postgres://sb:hunter2@db.local:5432/hub".parse().unwrap();
+        assert_eq!(pg.to_string(), "postgres://sb@db.local:5432/hub", "no password printed");
+        assert!(!format!("{pg:?}").contains("hunter2"));
+        assert!("mysql://x".parse::<DatabaseUrl>().is_err());
         assert!("sqlite://".parse::<DatabaseUrl>().is_err());
     }
 

@@ -126,11 +126,15 @@ where
     Ok(value)
 }
 
-/// Migrations compiled into the binary, applied at start.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+/// Migrations compiled into the binary, applied at start: the same schema, in each backend's
+/// dialect.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Connections in the pool: writes serialise on SQLite's lock anyway, reads run in parallel.
 const POOL_SIZE: u32 = 8;
+/// Per node on PostgreSQL, where writers do run in parallel.
+const POSTGRES_POOL_SIZE: u32 = 16;
 
 /// Set on every connection, in this order: the busy timeout first, so that switching to WAL
 /// (which needs the lock after a crash left a journal to recover) waits instead of failing with
@@ -184,34 +188,53 @@ pub fn connect_timed(
     synchronous: Synchronous,
     metrics: Option<Arc<Metrics>>,
 ) -> Result<DbPool, ConfigError> {
-    let pragmas = pragmas(synchronous);
-    let path = url.path.to_string_lossy().into_owned();
+    let events: Box<dyn HandleEvent> = match metrics {
+        Some(metrics) => Box::new(QueryTimer(metrics)),
+        None => Box::new(NopEventHandler),
+    };
     let config_error = |reason: String| ConfigError::new("--database-url", reason);
-    // One direct connection first: r2d2 would otherwise retry until its timeout before saying
-    // anything about a missing directory or an unreadable file.
-    let mut probe = SqliteConnection::establish(&path)
-        .map_err(|e| config_error(format!("cannot open {url}: {e}")))?;
-    probe.batch_execute(&pragmas).map_err(|e| config_error(format!("cannot use {url}: {e}")))?;
-    drop(probe);
-    Pool::builder()
-        .max_size(POOL_SIZE)
-        .connection_timeout(Duration::from_secs(5))
-        .connection_customizer(Box::new(SqlitePragmas(pragmas)))
-        .event_handler(match metrics {
-            Some(metrics) => Box::new(QueryTimer(metrics)),
-            None => Box::new(NopEventHandler),
-        })
-        .build(ConnectionManager::new(path))
-        .map(DbPool::Sqlite)
-        .map_err(|e| config_error(format!("cannot open {url}: {e}")))
+    match url {
+        DatabaseUrl::Sqlite { path } => {
+            let pragmas = pragmas(synchronous);
+            let path = path.to_string_lossy().into_owned();
+            // One direct connection first: r2d2 would otherwise retry until its timeout before
+            // saying anything about a missing directory or an unreadable file.
+            let mut probe = SqliteConnection::establish(&path)
+                .map_err(|e| config_error(format!("cannot open {url}: {e}")))?;
+            probe
+                .batch_execute(&pragmas)
+                .map_err(|e| config_error(format!("cannot use {url}: {e}")))?;
+            drop(probe);
+            Pool::builder()
+                .max_size(POOL_SIZE)
+                .connection_timeout(Duration::from_secs(5))
+                .connection_customizer(Box::new(SqlitePragmas(pragmas)))
+                .event_handler(events)
+                .build(ConnectionManager::new(path))
+                .map(DbPool::Sqlite)
+                .map_err(|e| config_error(format!("cannot open {url}: {e}")))
+        }
+        DatabaseUrl::Postgres { url: secret } => {
+            // The same fail-fast probe; the error names the URL without its password.
+            PgConnection::establish(secret.expose())
+                .map_err(|e| config_error(format!("cannot connect to {url}: {e}")))?;
+            Pool::builder()
+                .max_size(POSTGRES_POOL_SIZE)
+                .connection_timeout(Duration::from_secs(5))
+                .event_handler(events)
+                .build(ConnectionManager::new(secret.expose()))
+                .map(DbPool::Postgres)
+                .map_err(|e| config_error(format!("cannot connect to {url}: {e}")))
+        }
+    }
 }
 
 /// Applies pending migrations and returns the versions it applied.
 pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
     let mut conn = pool.get()?;
     let applied = match &mut conn {
-        DbConn::Sqlite(c) => c.run_pending_migrations(MIGRATIONS),
-        DbConn::Postgres(c) => c.run_pending_migrations(MIGRATIONS),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
     }
     .map_err(DbError::Migration)?;
     Ok(applied.iter().map(ToString::to_string).collect())

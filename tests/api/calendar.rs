@@ -407,10 +407,15 @@ async fn two_users_never_see_or_change_each_others_events() {
 async fn refresh_tokens_are_not_readable_in_the_database_file() {
     let (app, fake) = calendar_app(&[]).await;
     connect_calendar(&app, &fake, "ann", "ann").await;
-    let path = app.db_url.strip_prefix("sqlite://").unwrap().to_owned();
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
-    let text = String::from_utf8_lossy(&bytes);
+    let text = if crate::helpers::on_postgres() {
+        // No file to read: what a database dump would show, the table's text.
+        crate::helpers::table_text(&app, "calendar_connections")
+    } else {
+        let path = app.db_url.strip_prefix("sqlite://").unwrap().to_owned();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
     assert!(text.contains("ann@example.com"), "the connection is stored");
     assert!(!text.contains("1//refresh-"), "but its refresh token only encrypted");
 }

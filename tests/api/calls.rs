@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use base64::Engine;
-use diesel::connection::SimpleConnection;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use switchboard::auth::Role;
@@ -370,22 +369,14 @@ async fn vapi_needs_its_secret() {
 async fn a_failed_write_answers_503_and_leaves_nothing_behind() {
     let app = telephony_app().await;
     // A real failure inside the database, injected from outside the server.
-    let pool = switchboard::db::connect(
-        &app.db_url.parse().unwrap(),
-        switchboard::config::Synchronous::Full,
-    )
-    .unwrap();
-    pool.get()
-        .unwrap()
-        .batch_execute("CREATE TRIGGER fail_events BEFORE INSERT ON call_events BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;")
-        .unwrap();
+    crate::helpers::refuse_inserts(&app, "call_events");
 
     let (status, body) = twilio(&app, "company=acme", &callback("CA-FAIL", "ringing", "1")).await;
     assert_eq!((status, body["error"].as_str()), (503, Some("storage_unavailable")));
     assert!(!body.to_string().contains("disk on fire"), "no SQL or internals in answers");
     assert!(calls_of(&app, "acme").await.is_empty(), "the call row was rolled back too");
 
-    pool.get().unwrap().batch_execute("DROP TRIGGER fail_events;").unwrap();
+    crate::helpers::accept_inserts(&app, "call_events");
     assert_eq!(
         twilio(&app, "company=acme", &callback("CA-FAIL", "ringing", "1")).await.0,
         204,

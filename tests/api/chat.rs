@@ -415,16 +415,7 @@ async fn a_failed_write_is_an_error_to_the_sender_and_nothing_is_pushed() {
     let mut ann = app.agent("ann", "acme").await;
     let mut visitor = customer(&app, "guest-1").await;
     // The database refuses every new message (a trigger, installed from outside the hub).
-    let pool = switchboard::db::connect(
-        &app.db_url.parse().unwrap(),
-        switchboard::config::Synchronous::Full,
-    )
-    .unwrap();
-    diesel::connection::SimpleConnection::batch_execute(
-        &mut pool.get().unwrap(),
-        "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
-    )
-    .unwrap();
+    crate::helpers::refuse_inserts(&app, "messages");
     let answer = visitor.ask(json!({"type": "send_message", "text": "lost?", "ref": 1})).await;
     assert_eq!(
         (answer["code"].as_str(), answer["ref"].as_i64()),
@@ -437,11 +428,7 @@ async fn a_failed_write_is_an_error_to_the_sender_and_nothing_is_pushed() {
         .await;
     assert_eq!(status, 503);
     // Once the database takes writes again, so does the hub; the seq has no hole.
-    diesel::connection::SimpleConnection::batch_execute(
-        &mut pool.get().unwrap(),
-        "DROP TRIGGER refuse;",
-    )
-    .unwrap();
+    crate::helpers::accept_inserts(&app, "messages");
     let sent = visitor.ask(json!({"type": "send_message", "text": "now"})).await;
     assert_eq!(sent["message"]["seq"], 1);
 }
@@ -453,17 +440,9 @@ async fn old_messages_are_deleted_past_the_retention() {
     let path = "/api/v1/conversations/support:guest-1/messages";
     app.post(path, &json!({"text": "old"}), Some(&token)).await;
     app.post(path, &json!({"text": "new"}), Some(&token)).await;
-    let pool = switchboard::db::connect(
-        &app.db_url.parse().unwrap(),
-        switchboard::config::Synchronous::Full,
-    )
-    .unwrap();
     let three_days_ago = chrono::Utc::now().timestamp_millis() - 3 * 24 * 3600 * 1000;
-    diesel::connection::SimpleConnection::batch_execute(
-        &mut pool.get().unwrap(),
-        &format!("UPDATE messages SET sent_at = {three_days_ago} WHERE seq = 1"),
-    )
-    .unwrap();
+    let backdate = format!("UPDATE messages SET sent_at = {three_days_ago} WHERE seq = 1");
+    crate::helpers::raw_sql(&app, &backdate);
     let flags = ["--jwt-secret", crate::helpers::TEST_SECRET, "--message-retention-days", "2"];
     let restarted = spawn_app_on_database(&app.db_url, &flags).await;
     let mut texts = Vec::new();

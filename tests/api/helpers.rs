@@ -1,5 +1,9 @@
 //! `spawn_app()`: the real server on port 0 with a temporary SQLite file and short timers, and
 //! clients that talk to it as any client would: real HTTP and real WebSockets (awc).
+//!
+//! With `SWITCHBOARD_TEST_POSTGRES=postgres://USER@HOST:PORT` set, every test server gets a
+//! fresh PostgreSQL database of its own instead (created for it, dropped after): the whole
+//! suite runs on the second backend.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +38,8 @@ pub struct TestApp {
     pub metrics_url: Option<String>,
     tokens: TokenService,
     _dir: tempfile::TempDir,
+    /// Dropped (the database with it) after the server's temp dir.
+    postgres: Option<PostgresDatabase>,
 }
 
 /// A server with the test defaults.
@@ -44,15 +50,115 @@ pub async fn spawn_app() -> TestApp {
 /// A server with the test defaults plus `extra` flags (later flags win).
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db_url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let (db_url, postgres) = match PostgresDatabase::create() {
+        Some(database) => (database.url.clone(), Some(database)),
+        None => (format!("sqlite://{}", dir.path().join("hub.db").display()), None),
+    };
     let mut args = vec!["--jwt-secret", TEST_SECRET];
+    if postgres.is_some() {
+        args.extend(["--encryption-key", "test-encryption-key-0123456789"]);
+    }
     args.extend_from_slice(extra);
-    start(db_url, dir, &args).await
+    let mut app = start(db_url, dir, &args).await;
+    app.postgres = postgres;
+    app
+}
+
+/// Whether the suite runs on PostgreSQL (`SWITCHBOARD_TEST_POSTGRES`).
+pub fn on_postgres() -> bool {
+    std::env::var_os("SWITCHBOARD_TEST_POSTGRES").is_some()
+}
+
+/// A PostgreSQL database made for one test server, dropped with it.
+pub struct PostgresDatabase {
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    /// A fresh database on `SWITCHBOARD_TEST_POSTGRES`, when it is set.
+    pub fn create() -> Option<Self> {
+        use diesel::{Connection, RunQueryDsl};
+        let server = std::env::var("SWITCHBOARD_TEST_POSTGRES").ok()?;
+        let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres"))
+            .unwrap_or_else(|e| panic!("SWITCHBOARD_TEST_POSTGRES={server}: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
+        Some(Self { url: format!("{server}/{name}"), server, name })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        use diesel::{Connection, RunQueryDsl};
+        if let Ok(mut admin) = diesel::PgConnection::establish(&format!("{}/postgres", self.server))
+        {
+            let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = diesel::sql_query(drop).execute(&mut admin);
+        }
+    }
 }
 
 /// A server on an existing database, with the secret stored there (no `--jwt-secret`).
 pub async fn spawn_app_on_database(db_url: &str, extra: &[&str]) -> TestApp {
-    start(db_url.to_owned(), tempfile::tempdir().expect("temp dir"), extra).await
+    let mut args = Vec::new();
+    if db_url.starts_with("postgres") {
+        args.extend(["--encryption-key", "test-encryption-key-0123456789"]);
+    }
+    args.extend_from_slice(extra);
+    start(db_url.to_owned(), tempfile::tempdir().expect("temp dir"), &args).await
+}
+
+/// Makes the database refuse every insert into `table` (a trigger installed from outside the
+/// hub, in the backend's own dialect): a real storage failure.
+pub fn refuse_inserts(app: &TestApp, table: &str) {
+    let sql = if on_postgres() {
+        format!(
+            "CREATE FUNCTION refuse_{table}() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_{table}();"
+        )
+    } else {
+        format!(
+            "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;"
+        )
+    };
+    raw_sql(app, &sql);
+}
+
+/// Undoes [`refuse_inserts`].
+pub fn accept_inserts(app: &TestApp, table: &str) {
+    let sql = if on_postgres() {
+        format!("DROP TRIGGER refuse_{table} ON {table}; DROP FUNCTION refuse_{table}();")
+    } else {
+        format!("DROP TRIGGER refuse_{table};")
+    };
+    raw_sql(app, &sql);
+}
+
+/// Every row of a PostgreSQL table as text, one a line.
+pub fn table_text(app: &TestApp, table: &str) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        row: String,
+    }
+    let url = app.db_url.parse().expect("database url");
+    let pool = db::connect(&url, switchboard::config::Synchronous::Full).expect("connect");
+    let db::DbConn::Postgres(mut conn) = pool.get().expect("connection") else {
+        panic!("table_text reads PostgreSQL");
+    };
+    let query = diesel::sql_query(format!("SELECT {table}::text AS row FROM {table}"));
+    let rows: Vec<Row> = diesel::RunQueryDsl::load(query, &mut *conn).expect("rows");
+    rows.into_iter().map(|r| r.row).collect::<Vec<_>>().join("\n")
+}
+
+/// Runs SQL on the test server's database through a connection of its own.
+pub fn raw_sql(app: &TestApp, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    let url = app.db_url.parse().expect("database url");
+    let pool = db::connect(&url, switchboard::config::Synchronous::Full).expect("connect");
+    pool.get().expect("connection").batch_execute(sql).expect("raw sql");
 }
 
 async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestApp {
@@ -94,6 +200,7 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
         metrics_url,
         tokens: TokenService::new(TEST_SECRET.as_bytes(), None),
         _dir: dir,
+        postgres: None,
     }
 }
 

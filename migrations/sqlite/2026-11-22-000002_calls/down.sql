@@ -1,0 +1,3 @@
+DROP TABLE call_events;
+DROP TABLE call_keys;
+DROP TABLE calls;

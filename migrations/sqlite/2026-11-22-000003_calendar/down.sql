@@ -1,0 +1,2 @@
+DROP TABLE calendar_oauth_states;
+DROP TABLE calendar_connections;

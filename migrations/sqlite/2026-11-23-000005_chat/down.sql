@@ -1,0 +1,3 @@
+DROP TABLE read_positions;
+DROP TABLE messages;
+DROP TABLE conversations;
