@@ -19,7 +19,7 @@ pub(crate) async fn calendar_app(extra: &[&str]) -> (TestApp, FakeGoogle) {
     (spawn_app_with(&flags).await, fake)
 }
 
-fn query_param(url: &str, name: &str) -> String {
+pub(crate) fn query_param(url: &str, name: &str) -> String {
     let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
@@ -29,7 +29,7 @@ fn query_param(url: &str, name: &str) -> String {
 
 /// Google's redirect back to the hub, from a browser holding `cookie` (`name=value`);
 /// returns the `Location` we answer with.
-async fn google_redirects_back(app: &TestApp, query: &str, cookie: &str) -> String {
+pub(crate) async fn google_redirects_back(app: &TestApp, query: &str, cookie: &str) -> String {
     let http = awc::Client::builder().disable_redirects().finish();
     let res = http
         .get(app.url(&format!("/api/v1/calendar/oauth/callback?{query}")))
@@ -43,7 +43,7 @@ async fn google_redirects_back(app: &TestApp, query: &str, cookie: &str) -> Stri
 
 /// `POST /api/v1/calendar/connect` as `token`: the consent URL, and the browser-binding cookie
 /// (`name=value`) it sets.
-async fn start_connect(app: &TestApp, token: &str) -> (String, String) {
+pub(crate) async fn start_connect(app: &TestApp, token: &str) -> (String, String) {
     let mut res =
         app.http.post(app.url("/api/v1/calendar/connect")).bearer_auth(token).send().await.unwrap();
     assert_eq!(res.status(), 200);

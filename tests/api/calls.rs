@@ -9,7 +9,7 @@ use switchboard::auth::Role;
 
 use crate::helpers::{TestApp, WsClient, spawn_app, spawn_app_with};
 
-const TWILIO_TOKEN: &str = "twilio-test-auth-token";
+pub(crate) const TWILIO_TOKEN: &str = "twilio-test-auth-token";
 const VAPI_SECRET: &str = "vapi-test-secret";
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -103,7 +103,7 @@ async fn vapi(app: &TestApp, headers: &[(&str, &str)], body: &Value) -> (u16, Va
     (res.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-async fn calls_of(app: &TestApp, company: &str) -> Vec<Value> {
+pub(crate) async fn calls_of(app: &TestApp, company: &str) -> Vec<Value> {
     let (status, body) =
         app.get("/api/v1/calls", Some(&app.token("reader", Role::Admin, company))).await;
     assert_eq!(status, 200, "{body}");

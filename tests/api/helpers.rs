@@ -76,16 +76,34 @@ pub struct PostgresDatabase {
     name: String,
 }
 
+/// Where tests find PostgreSQL when they need it whatever the suite runs on: every machine of
+/// this kind (CI's included) has it there.
+const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
 impl PostgresDatabase {
     /// A fresh database on `SWITCHBOARD_TEST_POSTGRES`, when it is set.
     pub fn create() -> Option<Self> {
+        std::env::var("SWITCHBOARD_TEST_POSTGRES").ok().map(|server| Self::on(&server))
+    }
+
+    /// A fresh database for a test that needs PostgreSQL (`SWITCHBOARD_TEST_POSTGRES`, else
+    /// the local server); fails with one line when there is none.
+    pub fn required() -> Self {
+        let server = std::env::var("SWITCHBOARD_TEST_POSTGRES")
+            .unwrap_or_else(|_| LOCAL_POSTGRES.to_owned());
+        Self::on(&server)
+    }
+
+    fn on(server: &str) -> Self {
         use diesel::{Connection, RunQueryDsl};
-        let server = std::env::var("SWITCHBOARD_TEST_POSTGRES").ok()?;
+        let server = server.to_owned();
         let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres"))
-            .unwrap_or_else(|e| panic!("SWITCHBOARD_TEST_POSTGRES={server}: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL is needed at {server} and does not answer: {e}")
+            });
         diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
-        Some(Self { url: format!("{server}/{name}"), server, name })
+        Self { url: format!("{server}/{name}"), server, name }
     }
 }
 

@@ -19,6 +19,7 @@ mod isolation;
 mod lifecycle;
 mod openapi;
 mod operations;
+mod postgres;
 mod presence;
 mod process;
 mod raw_ws;
