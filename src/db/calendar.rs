@@ -9,10 +9,12 @@ use crate::on_backend;
 /// Records a pending consent and forgets expired ones.
 pub fn insert_state(conn: &mut DbConn, state: &OAuthState, now: i64) -> QueryResult<()> {
     use super::schema::calendar_oauth_states::dsl as s;
-    let expired = diesel::delete(s::calendar_oauth_states.filter(s::expires_at.lt(now)));
-    on_backend!(conn, c => expired.execute(c))?;
-    on_backend!(conn, c => diesel::insert_into(s::calendar_oauth_states).values(state).execute(c))?;
-    Ok(())
+    super::write(conn, |conn| {
+        let expired = diesel::delete(s::calendar_oauth_states.filter(s::expires_at.lt(now)));
+        on_backend!(conn, c => expired.execute(c))?;
+        on_backend!(conn, c => diesel::insert_into(s::calendar_oauth_states).values(state).execute(c))?;
+        Ok(())
+    })
 }
 
 /// Takes a consent's state: it is gone afterwards whatever happens (single use, also between

@@ -96,9 +96,8 @@ impl Metrics {
     }
 
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("switchboard");
         let closes_family = Family::<CodeLabel, Counter>::default();
-        let metrics = Self {
+        let mut metrics = Self {
             frames: Arc::new(FrameCounters::new()),
             closes: CLOSE_CODES
                 .iter()
@@ -119,7 +118,15 @@ impl Metrics {
             registry: Registry::default(),
             enabled: true,
         };
-        let m = &metrics;
+        metrics.registry = metrics.describe(closes_family);
+        metrics
+    }
+
+    /// Every metric under its name and help text (the close-code family, whose counters are
+    /// held one by one in `closes`, is passed in).
+    fn describe(&self, closes_family: Family<CodeLabel, Counter>) -> Registry {
+        let mut registry = Registry::with_prefix("switchboard");
+        let m = self;
         registry.register("ws_connections", "Open WebSocket connections", m.connections.clone());
         registry.register(
             "online_users",
@@ -164,7 +171,7 @@ impl Metrics {
             "Whether a store answers (1) or not (0), when last scraped",
             m.up.clone(),
         );
-        Self { registry, ..metrics }
+        registry
     }
 
     /// A client frame of `kind` (a `ClientMessage::kind`, or anything else for one that did
