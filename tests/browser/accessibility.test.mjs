@@ -3,7 +3,7 @@
 // anywhere along the way (a missing icon or a failed script shows up here).
 
 import { test, before, after } from 'node:test';
-import { TestHub, assertAccessible, assertNoConsoleErrors, callState, callUs, waitFor } from './hub.mjs';
+import { TestHub, assertAccessible, assertNoConsoleErrors, callUs, callsConnected } from './hub.mjs';
 
 const hub = new TestHub();
 // axe is injected as a script, which the pages' Content-Security-Policy rightly refuses.
@@ -35,7 +35,7 @@ test('the landing page and the dashboard pass axe-core in every state, without c
   await assertAccessible(ann, 'the dashboard with an incoming call');
 
   await ann.getByRole('button', { name: 'Accept call from Quinn' }).click();
-  await waitFor(async () => (await callState(visitor)) === 'connected' && (await callState(ann)) === 'connected', 'the call to connect');
+  await callsConnected(visitor, ann);
   await assertAccessible(ann, 'the dashboard in a call');
   await assertAccessible(visitor, 'the landing page in a call');
 

@@ -93,7 +93,11 @@ export class TestHub {
 
   /** A dashboard signed in as `email`, online. */
   async signIn(email, options = {}) {
-    const p = await this.page(options);
+    return this.signInOn(await this.page(options), email);
+  }
+
+  /** Signs in as `email` on a page of one's own (prepared before it loads the dashboard). */
+  async signInOn(p, email) {
     await p.goto(`${this.base}/agent`);
     await p.getByLabel('Email').fill(email);
     await p.getByLabel('Password').fill(PASSWORD);
@@ -138,6 +142,12 @@ export async function callUs(visitor, { name, note } = {}) {
 /** The RTCPeerConnection state of the page's current call. */
 export function callState(p) {
   return p.evaluate(() => (window.switchboardCall ? window.switchboardCall.state : 'none'));
+}
+
+/** Waits until every page's RTCPeerConnection is connected. */
+export async function callsConnected(...pages) {
+  const connected = async () => (await Promise.all(pages.map(callState))).every((s) => s === 'connected');
+  await waitFor(connected, 'the RTCPeerConnections to connect');
 }
 
 export async function waitFor(check, what, ms = 15_000) {

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { SHOTS, TestHub, callState, callUs, postTwilio, waitFor } from './hub.mjs';
+import { SHOTS, TestHub, callUs, callsConnected, postTwilio, waitFor } from './hub.mjs';
 
 const hub = new TestHub();
 const signIn = (email) => hub.signIn(email);
@@ -35,7 +35,7 @@ test('a customer calls, one of two agents takes it, audio connects, hang-up ends
   assert.equal(await bobOffer.count(), 0, 'the call is gone from the other agent');
   await customer.locator('#in-call', { hasText: 'Ann Agent' }).waitFor();
 
-  await waitFor(async () => (await callState(customer)) === 'connected' && (await callState(ann)) === 'connected', 'both RTCPeerConnections to connect');
+  await callsConnected(customer, ann);
   await customer.locator('#audio-state', { hasText: 'connected' }).waitFor();
   await customer.screenshot({ path: join(SHOTS, 'customer-in-call.png') });
   await ann.screenshot({ path: join(SHOTS, 'agent-in-call.png') });

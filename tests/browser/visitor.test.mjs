@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { PASSWORD, SHOTS, TestHub, callState, callUs, waitFor } from './hub.mjs';
+import { PASSWORD, SHOTS, TestHub, callUs, callsConnected, waitFor } from './hub.mjs';
 
 const hub = new TestHub();
 
@@ -71,7 +71,7 @@ test('on a phone (390×844, touch) the landing page fits the screen, has thumb-s
   await queue(phone, 'You are next in line. 1 of our team is free');
   assert.deepEqual(await smallTargets(), [], 'tap targets while waiting');
   await ann.getByRole('button', { name: 'Accept call from Ola' }).click();
-  await waitFor(async () => (await callState(phone)) === 'connected', 'audio on the phone');
+  await callsConnected(phone);
 
   const hangUp = phone.getByRole('button', { name: 'Hang up' });
   const box = await hangUp.boundingBox();

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { SHOTS, TestHub, callState, callUs, postTwilio, waitFor } from './hub.mjs';
+import { SHOTS, TestHub, callUs, callsConnected, postTwilio, waitFor } from './hub.mjs';
 
 const hub = new TestHub();
 
@@ -19,7 +19,7 @@ const teammate = (p, name, status) => p.locator(`#team li.person.${status}`, { h
 async function acceptAndConnect(agent, visitor, caller) {
   await agent.getByRole('button', { name: `Accept call from ${caller}` }).click();
   await agent.locator('#in-call', { hasText: caller }).waitFor();
-  await waitFor(async () => (await callState(visitor)) === 'connected' && (await callState(agent)) === 'connected', 'both RTCPeerConnections to connect');
+  await callsConnected(visitor, agent);
 }
 
 test('an agent’s chosen status survives a reload and a hub restart, and the team sees it', async () => {
@@ -114,11 +114,7 @@ test('an incoming call rings, flashes the tab title and shows a notification whi
       return createOscillator.call(this);
     };
   });
-  await ann.goto(`${hub.base}/agent`);
-  await ann.getByLabel('Email').fill('ann@acme.test');
-  await ann.getByLabel('Password').fill('correct horse battery');
-  await ann.getByRole('button', { name: 'Sign in' }).click();
-  await ann.locator('#connection', { hasText: 'online' }).waitFor();
+  await hub.signInOn(ann, 'ann@acme.test');
   assert.equal(await ann.locator('#enable-notifications').isHidden(), true, 'no button once allowed');
   await ann.evaluate(() => window.setHiddenForTest(true));
 
