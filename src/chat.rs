@@ -94,6 +94,13 @@ impl Serialize for ConversationId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for ConversationId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&raw).ok_or_else(|| serde::de::Error::custom("not a conversation id"))
+    }
+}
+
 /// Why a message could not be taken as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid(pub &'static str);

@@ -104,6 +104,23 @@ impl<'de> serde::Deserialize<'de> for CallId {
     }
 }
 
+/// Ids read back from another node's bus envelope (`crate::cluster`) pass the same checks as
+/// at the edge.
+macro_rules! deserialize_by_parse {
+    ($($name:ident),*) => {$(
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::parse(&raw).ok_or_else(|| {
+                    serde::de::Error::custom(concat!(stringify!($name), " is not valid"))
+                })
+            }
+        }
+    )*};
+}
+
+deserialize_by_parse!(UserId, CompanyId, RoomName, ConnId);
+
 impl RoomName {
     /// The automatic room that holds every connected agent and admin of a company.
     pub const AGENTS: &'static str = "agents";
@@ -137,6 +154,10 @@ pub struct ConnId(uuid::Uuid);
 impl ConnId {
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4())
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        uuid::Uuid::try_parse(value).ok().map(Self)
     }
 }
 

@@ -44,6 +44,7 @@ pub mod auth;
 pub mod calendar;
 pub mod calls;
 pub mod chat;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod db;

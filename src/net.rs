@@ -143,6 +143,8 @@ pub struct ConnectionCaps {
 struct Counts {
     ips: HashMap<IpAddr, usize>,
     users: HashMap<(CompanyId, UserId), usize>,
+    /// In a cluster: each user's connections on the other nodes (told by the PresenceHub).
+    elsewhere: HashMap<(CompanyId, UserId), usize>,
 }
 
 #[derive(Clone)]
@@ -172,12 +174,27 @@ impl ConnectionCaps {
         self.admit(CapKey::User(company, user))
     }
 
+    /// A user has `count` connections on the other nodes of the cluster: they count against
+    /// the per-user cap here too.
+    pub fn set_elsewhere(&self, company: &CompanyId, user: &UserId, count: usize) {
+        let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (company.clone(), user.clone());
+        if count == 0 {
+            counts.elsewhere.remove(&key);
+        } else {
+            counts.elsewhere.insert(key, count);
+        }
+    }
+
     fn admit(self: &Arc<Self>, key: CapKey) -> Option<CapGuard> {
         let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Counts { ips, users, elsewhere } = &mut *counts;
         let (count, cap) = match &key {
-            CapKey::Ip(ip) => (counts.ips.entry(*ip).or_default(), self.per_ip),
+            CapKey::Ip(ip) => (ips.entry(*ip).or_default(), self.per_ip),
             CapKey::User(company, user) => {
-                (counts.users.entry((company.clone(), user.clone())).or_default(), self.per_user)
+                let key = (company.clone(), user.clone());
+                let cap = self.per_user.saturating_sub(elsewhere.get(&key).copied().unwrap_or(0));
+                (users.entry(key).or_default(), cap)
             }
         };
         if *count >= cap {

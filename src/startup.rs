@@ -16,6 +16,7 @@ use crate::auth::{ClaimPath, ExternalIssuer, PasswordHashError, PasswordHasher, 
 use crate::calendar::CalendarTool;
 use crate::calendar::crypto::TokenCipher;
 use crate::calendar::oauth::Google;
+use crate::cluster::{Bus, driver};
 use crate::config::{ConfigError, MetricsBind, Settings};
 use crate::db::{self, DbError, DbPool};
 use crate::hubs::Hubs;
@@ -141,7 +142,10 @@ impl Application {
             _ => Metrics::new(),
         });
         let pool = open_database(&settings, Some(metrics.clone()))?;
-        end_interrupted_calls(&pool)?;
+        // In a cluster the other nodes' calls go on; a dead node's are ended by its claimer.
+        if settings.cluster.redis_url.is_none() {
+            end_interrupted_calls(&pool)?;
+        }
         // The one outbound HTTP client (Google, a JWKS, the RPC backend), made only when one of
         // them is configured: a hub without them never loads TLS roots.
         let outbound = OnceCell::new();
@@ -161,7 +165,22 @@ impl Application {
         let google = Google::from_settings(&settings.google, &public_url, &http).map(Arc::new);
         let rpc = RpcProxy::from_settings(&settings.backend, &http).map(Arc::new);
         let calendar = CalendarTool::new(pool.clone(), Arc::clone(&cipher), google.clone());
-        let hubs = Hubs::start(&settings, pool.clone(), calendar, metrics);
+        let ws = &settings.websocket;
+        let caps = net::ConnectionCaps::new(
+            ws.max_connections_per_ip as usize,
+            ws.max_connections_per_user as usize,
+        );
+        let (bus, bus_queue) = (settings.cluster.redis_url.as_ref())
+            .map(|_| Bus::new(&settings.cluster, metrics.clone()))
+            .unzip();
+        let hubs =
+            Hubs::start(&settings, pool.clone(), calendar, metrics, caps.clone(), bus.clone());
+        if let (Some(url), Some(bus), Some(queue)) = (&settings.cluster.redis_url, &bus, bus_queue)
+        {
+            let cluster = &settings.cluster.cluster_name;
+            driver::start(url, cluster, bus.clone(), queue, hubs.bus_targets())
+                .map_err(|e| ConfigError::new("--redis-url", e.to_string()))?;
+        }
         accounts::watch_disabled(
             pool.clone(),
             tokens.disabled_users().clone(),
@@ -175,6 +194,7 @@ impl Application {
                 pool.clone(),
                 Arc::clone(&tokens),
                 rpc,
+                caps,
             )),
             passwords: Arc::new(PasswordHasher::new()?),
             public_url,

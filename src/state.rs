@@ -79,6 +79,7 @@ impl SessionConfig {
         pool: DbPool,
         tokens: Arc<TokenService>,
         rpc: Option<Arc<RpcProxy>>,
+        caps: Arc<ConnectionCaps>,
     ) -> Self {
         let ws = &settings.websocket;
         Self {
@@ -95,10 +96,7 @@ impl SessionConfig {
             mailbox_capacity: ws.mailbox_capacity(),
             origin_policy: settings.http.origin_policy(),
             write_timeout: ws.write_timeout(),
-            caps: ConnectionCaps::new(
-                ws.max_connections_per_ip as usize,
-                ws.max_connections_per_user as usize,
-            ),
+            caps,
             handshakes: KeyedLimiter::new(
                 f64::from(ws.handshake_rate_per_ip),
                 f64::from(ws.handshake_rate_per_ip) * 10.0,

@@ -50,7 +50,7 @@ impl FromStr for Role {
 }
 
 /// A user as other users see it: `{"id","name","role"}`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UserRef {
     pub id: UserId,
     #[schema(value_type = String)]

@@ -409,3 +409,46 @@ pub struct OperationsSettings {
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 }
+
+/// More than one node (`docs/protocol.md` §9): the Redis every node of a cluster shares.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterSettings {
+    /// Redis of the cluster (`redis://host:6379/0`); unset: one node, nothing of the cluster
+    /// is loaded. Needs a PostgreSQL database.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", global = true)]
+    pub redis_url: Option<Secret>,
+
+    /// The prefix of every Redis key and channel: the nodes with the same name are one hub.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_NAME", default_value = "switchboard",
+          value_parser = parse_cluster_name, global = true)]
+    pub cluster_name: String,
+
+    /// This node's name in the cluster; unset: a random one per start.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID", value_parser = parse_cluster_name, global = true)]
+    pub node_id: Option<String>,
+}
+
+impl ClusterSettings {
+    /// A cluster shares its database: a SQLite file cannot be.
+    pub(super) fn validate(&self, storage: &StorageSettings) -> Result<(), ConfigError> {
+        let Some(url) = &self.redis_url else { return Ok(()) };
+        if !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://")) {
+            return Err(ConfigError::new("--redis-url", "must be a redis:// URL"));
+        }
+        if matches!(storage.database_url, DatabaseUrl::Sqlite { .. }) {
+            return Err(ConfigError::new(
+                "--redis-url",
+                "needs a postgres:// --database-url (a SQLite file cannot be shared by nodes)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Cluster and node names go into Redis keys: 1–64 of `[A-Za-z0-9_.-]`.
+fn parse_cluster_name(value: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok { Ok(value.to_owned()) } else { Err("1-64 of A-Z a-z 0-9 _ . -".to_owned()) }
+}

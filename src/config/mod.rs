@@ -9,8 +9,9 @@ mod values;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use groups::{
-    AuthSettings, BackendSettings, CallsSettings, ChatSettings, GoogleSettings, HttpSettings,
-    OperationsSettings, OriginPolicy, StorageSettings, TelephonySettings, WebSocketSettings,
+    AuthSettings, BackendSettings, CallsSettings, ChatSettings, ClusterSettings, GoogleSettings,
+    HttpSettings, OperationsSettings, OriginPolicy, StorageSettings, TelephonySettings,
+    WebSocketSettings,
 };
 pub use values::{DatabaseUrl, LogFormat, MetricsBind, Secret, Synchronous};
 
@@ -122,6 +123,8 @@ pub struct Settings {
     pub backend: BackendSettings,
     #[command(flatten)]
     pub operations: OperationsSettings,
+    #[command(flatten)]
+    pub cluster: ClusterSettings,
 }
 
 impl Settings {
@@ -171,7 +174,8 @@ impl Settings {
         {
             return Err(ConfigError::new("--jwt-secret", "must be at least 16 characters"));
         }
-        self.backend.validate()
+        self.backend.validate()?;
+        self.cluster.validate(&self.storage)
     }
 }
 

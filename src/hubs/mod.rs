@@ -30,9 +30,11 @@ use serde_json::Value;
 use crate::calendar::functions::{self, FunctionError};
 use crate::calendar::tool::RunFunction;
 use crate::calendar::{self, CalendarTool};
+use crate::cluster::Bus;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
+use crate::net::ConnectionCaps;
 
 pub use calls::CallHub;
 pub use chat::ChatHub;
@@ -50,30 +52,47 @@ pub struct Hubs {
     pub calendar: Addr<CalendarTool>,
     /// What every hub and session counts (`docs/protocol.md` §10).
     pub metrics: Arc<Metrics>,
+    /// The cluster bus, with `--redis-url` (`docs/protocol.md` §9).
+    pub bus: Option<Bus>,
 }
 
 impl Hubs {
-    /// Starts every hub on the current arbiter and wires their subscriptions.
+    /// Starts every hub on the current arbiter and wires their subscriptions; in a cluster
+    /// (`bus`), the hubs tell the other nodes and hear from them.
     pub fn start(
         settings: &Settings,
         pool: DbPool,
         calendar: CalendarTool,
         metrics: Arc<Metrics>,
+        caps: Arc<ConnectionCaps>,
+        bus: Option<Bus>,
     ) -> Self {
         let ws = &settings.websocket;
-        let presence = PresenceHub::new(metrics.clone()).start();
+        let presence = PresenceHub::new(metrics.clone(), caps, bus.clone()).start();
         let limits = rooms::RoomLimits {
             max_rooms_per_connection: ws.max_rooms_per_connection as usize,
             member_events_max: ws.room_member_events_max as usize,
         };
-        let rooms = RoomHub::new(presence.clone(), limits).start();
-        let calls = CallHub::new(presence.clone(), pool.clone(), settings.calls.clone()).start();
+        let rooms = RoomHub::new(presence.clone(), limits, bus.clone()).start();
+        let calls =
+            CallHub::new(presence.clone(), pool.clone(), settings.calls.clone(), bus.clone())
+                .start();
         let retention = settings.chat.retention();
         let chat = ChatHub::new(presence.clone(), pool, retention, metrics.clone()).start();
         presence.do_send(presence::Subscribe { subscriber: rooms.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: calls.clone().recipient() });
         presence.do_send(presence::Subscribe { subscriber: chat.clone().recipient() });
-        Self { presence, rooms, calls, chat, calendar: calendar.start(), metrics }
+        Self { presence, rooms, calls, chat, calendar: calendar.start(), metrics, bus }
+    }
+
+    /// Where the cluster driver hands what the other nodes sent.
+    pub fn bus_targets(&self) -> crate::cluster::driver::Targets {
+        crate::cluster::driver::Targets {
+            presence: self.presence.clone().recipient(),
+            resync: self.presence.clone().recipient(),
+            rooms: self.rooms.clone().recipient(),
+            calls: self.calls.clone().recipient(),
+        }
     }
 
     /// Runs a calendar function for a user and shows `tool_call_executed` on that user's

@@ -30,12 +30,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde_json::Value;
 
-use super::connection::{ReplyTo, SlowConsumer, fan_out};
+use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
 use super::presence::{EvictSlowConsumer, PresenceEvent, PresenceHub};
 use super::room::{self, Room};
+use crate::cluster::{Audience, Body, Bus, Incoming};
 use crate::error::ErrorCode;
 use crate::ids::{CompanyId, ConnId, RoomName, UserId};
-use crate::protocol::{ServerMessage, encode};
+use crate::protocol::{Frame, ServerMessage, encode};
 use crate::user::UserRef;
 
 /// How often a big room's member changes are told.
@@ -56,6 +57,8 @@ pub struct RoomHub {
     limits: RoomLimits,
     /// Big rooms with member changes waiting for the next batch.
     changed: HashSet<(CompanyId, RoomName)>,
+    /// The cluster bus: a room's members on the other nodes get what its members here get.
+    bus: Option<Bus>,
 }
 
 #[derive(Default)]
@@ -89,8 +92,26 @@ impl CompanyRooms {
 }
 
 impl RoomHub {
-    pub fn new(presence: Addr<PresenceHub>, limits: RoomLimits) -> Self {
-        Self { companies: HashMap::new(), presence, limits, changed: HashSet::new() }
+    pub fn new(presence: Addr<PresenceHub>, limits: RoomLimits, bus: Option<Bus>) -> Self {
+        Self { companies: HashMap::new(), presence, limits, changed: HashSet::new(), bus }
+    }
+
+    /// Sends a room's frame to its members on the other nodes, if there are any.
+    fn to_other_nodes(
+        &self,
+        company: &CompanyId,
+        room: &RoomName,
+        except: (Option<ConnId>, Option<&UserId>),
+        frame: &Frame,
+    ) {
+        if let Some(bus) = &self.bus {
+            let (except_conn, except_user) = (except.0, except.1.cloned());
+            bus.deliver(
+                company,
+                Audience::Room { room: room.clone(), except_conn, except_user },
+                frame,
+            );
+        }
     }
 
     /// Tells a room that `user` joined or left: at once in a small room, in the next batch in a
@@ -124,6 +145,7 @@ impl RoomHub {
         };
         let others = room.connections().filter(|(u, _)| *u != &user.id);
         fan_out(others, &frame, slow);
+        self.to_other_nodes(company, room_name, (None, Some(&user.id)), &frame);
     }
 
     /// Sends each big room that changed one `room_members_changed`.
@@ -150,6 +172,7 @@ impl RoomHub {
             });
             let mut slow = Vec::new();
             fan_out(room.connections(), &frame, &mut slow);
+            self.to_other_nodes(&company, &room_name, (None, None), &frame);
             self.evict(&company, slow);
         }
     }
@@ -363,7 +386,9 @@ impl Handler<Publish> for RoomHub {
                     from: &msg.from,
                     data: &msg.data,
                 };
-                let delivered = fan_out(room.others(conn), &encode(&message), &mut slow);
+                let frame = encode(&message);
+                let delivered = fan_out(room.others(conn), &frame, &mut slow);
+                self.to_other_nodes(&msg.company, &msg.room, (Some(conn), None), &frame);
                 if msg.reply_to.reference.is_some() {
                     let published = ServerMessage::Published { room: &msg.room, delivered };
                     msg.reply_to.reply(&published, &mut slow);
@@ -389,14 +414,16 @@ impl Handler<PublishToRoom> for RoomHub {
     type Result = usize;
 
     fn handle(&mut self, msg: PublishToRoom, _: &mut Context<Self>) -> usize {
+        let message =
+            ServerMessage::RoomMessage { room: &msg.room, from: &msg.from, data: &msg.data };
+        let frame = encode(&message);
+        self.to_other_nodes(&msg.company, &msg.room, (None, None), &frame);
         let Some(room) = self.companies.get(&msg.company).and_then(|r| r.rooms.get(&msg.room))
         else {
             return 0;
         };
-        let message =
-            ServerMessage::RoomMessage { room: &msg.room, from: &msg.from, data: &msg.data };
         let mut slow = Vec::new();
-        let delivered = fan_out(room.connections(), &encode(&message), &mut slow);
+        let delivered = fan_out(room.connections(), &frame, &mut slow);
         self.evict(&msg.company, slow);
         delivered
     }
@@ -441,5 +468,26 @@ impl Handler<PresenceEvent> for RoomHub {
         if let PresenceEvent::ConnectionClosed { company, conn } = msg {
             self.remove_connections(&company, vec![(conn, None)]);
         }
+    }
+}
+
+impl Handler<Incoming> for RoomHub {
+    type Result = ();
+
+    /// A room's frame from another node, for the room's members here.
+    fn handle(&mut self, msg: Incoming, _: &mut Context<Self>) {
+        let (Body::Deliver { company, audience }, Some(frame)) = (msg.body, msg.frame) else {
+            return;
+        };
+        let Audience::Room { room, except_conn, except_user } = audience else { return };
+        let Some(room) = self.companies.get(&company).and_then(|r| r.rooms.get(&room)) else {
+            return;
+        };
+        let wanted = |(u, h): &(&UserId, &ConnectionHandle)| {
+            Some(h.id) != except_conn && except_user.as_ref() != Some(*u)
+        };
+        let mut slow = Vec::new();
+        fan_out(room.connections().filter(wanted), &frame, &mut slow);
+        self.evict(&company, slow);
     }
 }

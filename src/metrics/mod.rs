@@ -68,6 +68,10 @@ pub struct Metrics {
     connections: Gauge,
     online_users: Gauge,
     up: Family<StoreLabel, Gauge>,
+    /// Cluster bus messages: plain counters, the bus is on the fan-out path.
+    bus_published: Counter,
+    bus_received: Counter,
+    bus_dropped: Counter,
 }
 
 /// The close codes a hub sends, each with its counter made at start.
@@ -115,6 +119,9 @@ impl Metrics {
             connections: Gauge::default(),
             online_users: Gauge::default(),
             up: Family::default(),
+            bus_published: Counter::default(),
+            bus_received: Counter::default(),
+            bus_dropped: Counter::default(),
             registry: Registry::default(),
             enabled: true,
         };
@@ -170,6 +177,21 @@ impl Metrics {
             "up",
             "Whether a store answers (1) or not (0), when last scraped",
             m.up.clone(),
+        );
+        registry.register(
+            "bus_published",
+            "Messages sent to the cluster bus",
+            m.bus_published.clone(),
+        );
+        registry.register(
+            "bus_received",
+            "Messages from other nodes handed to this node's hubs",
+            m.bus_received.clone(),
+        );
+        registry.register(
+            "bus_dropped",
+            "Messages not sent to the cluster bus: Redis away or too slow",
+            m.bus_dropped.clone(),
         );
         registry
     }
@@ -230,6 +252,21 @@ impl Metrics {
 
     pub fn calendar_call(&self, function: &'static str, outcome: &'static str) {
         self.calendar_calls.get_or_create(&CalendarLabels { function, outcome }).inc();
+    }
+
+    /// A cluster bus message sent.
+    pub fn bus_published(&self) {
+        self.bus_published.inc();
+    }
+
+    /// A message from another node handed to the hubs.
+    pub fn bus_received(&self) {
+        self.bus_received.inc();
+    }
+
+    /// A message for the bus dropped (Redis away, or the queue full).
+    pub fn bus_dropped(&self) {
+        self.bus_dropped.inc();
     }
 
     pub fn chat_messages_stored(&self, count: usize) {

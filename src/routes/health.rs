@@ -41,19 +41,22 @@ struct Readiness {
 }
 
 /// The process can serve: 200 `{"status":"ok","database":"ok","redis":"off"}`, or 503 with
-/// `"status":"unavailable"` and `"down"` for whatever does not answer. Redis is `off` until a
-/// cluster is configured.
+/// `"status":"unavailable"` and `"down"` for whatever does not answer. Redis is `off` on one
+/// node (no `--redis-url`); in a cluster it is `down` while the bus is disconnected (the node
+/// still serves its own clients meanwhile).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, body = Readiness, example = json!({"status": "ok", "database": "ok", "redis": "off"})),
-        (status = 503, body = Readiness, example = json!({"status": "unavailable", "database": "down", "redis": "off"})),
+        (status = 503, body = Readiness, example = json!({"status": "unavailable", "database": "ok", "redis": "down"})),
     ))]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = database_answers(&state).await;
+    let redis = state.hubs.bus.as_ref().map(crate::cluster::Bus::is_up);
     let word = |up: bool| if up { "ok" } else { "down" };
-    let status = if database { "ok" } else { "unavailable" };
-    let body = Readiness { status, database: word(database), redis: "off" };
-    if database {
+    let ready = database && redis != Some(false);
+    let status = if ready { "ok" } else { "unavailable" };
+    let body = Readiness { status, database: word(database), redis: redis.map_or("off", word) };
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

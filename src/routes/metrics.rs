@@ -45,9 +45,12 @@ async fn on_main_listener(
 
 /// The scrape: the PresenceHub's totals and the database probe, then every metric.
 pub async fn scrape(state: &AppState) -> HttpResponse {
-    let totals = state.hubs.presence.send(GetTotals).await.unwrap_or_default();
+    let totals = state.hubs.presence.send(GetTotals { cluster: false }).await.unwrap_or_default();
     let database = database_answers(state).await;
-    let text =
-        state.hubs.metrics.render(totals.connections, totals.users, &[("database", database)]);
+    let mut stores = vec![("database", database)];
+    if let Some(bus) = &state.hubs.bus {
+        stores.push(("redis", bus.is_up()));
+    }
+    let text = state.hubs.metrics.render(totals.connections, totals.users, &stores);
     HttpResponse::Ok().content_type(OPENMETRICS).body(text)
 }

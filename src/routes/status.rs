@@ -40,7 +40,8 @@ struct WsStatus {
 #[utoipa::path(get, path = "/api/v1/ws/status", tag = "status",
     responses((status = 200, body = WsStatus, example = json!({"status": "active", "connected_users": 12, "connections": 15}))))]
 async fn ws_status(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let totals = state.hubs.presence.send(GetTotals).await.map_err(hub_unavailable)?;
+    let totals =
+        state.hubs.presence.send(GetTotals { cluster: true }).await.map_err(hub_unavailable)?;
     Ok(HttpResponse::Ok().json(WsStatus {
         status: "active",
         connected_users: totals.users,

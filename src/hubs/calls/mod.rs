@@ -34,6 +34,7 @@
 //! of available agents changes.
 
 mod browser;
+mod cluster;
 mod status;
 
 use std::collections::HashMap;
@@ -46,12 +47,14 @@ use serde_json::{Value, json};
 pub use status::{CallChanged, RecordError, record, record_as};
 
 use self::browser::{BrowserCalls, Phase};
+use self::cluster::RemoteCall;
 use super::connection::{ReplyTo, SlowConsumer};
 use super::presence::{
-    DeliverToAvailableAgents, DeliverToStaff, DeliverToStaffAndUser, DeliverToUser,
-    EvictSlowConsumer, IsOnline, PresenceEvent, PresenceHub, SetInCall,
+    DeliverHere, DeliverToAvailableAgents, DeliverToStaff, DeliverToUser, EvictSlowConsumer,
+    IsOnline, PresenceEvent, PresenceHub, SetInCall,
 };
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice, TERMINAL_RANK};
+use crate::cluster::{Audience, Body, Bus, CallCommand};
 use crate::config::CallsSettings;
 use crate::db::DbPool;
 use crate::db::calls::StoredEvent;
@@ -77,13 +80,23 @@ pub struct CallHub {
     calls: BrowserCalls,
     /// Per company, how many agents are shown `available` (told by the PresenceHub).
     agents_available: HashMap<CompanyId, usize>,
+    /// The cluster bus, with `--redis-url` (see `cluster.rs`).
+    bus: Option<Bus>,
+    /// The browser calls living on other nodes.
+    remote_calls: HashMap<CallId, RemoteCall>,
 }
 
 impl CallHub {
-    pub fn new(presence: Addr<PresenceHub>, pool: DbPool, settings: CallsSettings) -> Self {
+    pub fn new(
+        presence: Addr<PresenceHub>,
+        pool: DbPool,
+        settings: CallsSettings,
+        bus: Option<Bus>,
+    ) -> Self {
         let (sent, calls, agents_available) =
             (HashMap::new(), BrowserCalls::default(), HashMap::new());
-        Self { presence, pool, settings, sent, calls, agents_available }
+        let remote_calls = HashMap::new();
+        Self { presence, pool, settings, sent, calls, agents_available, bus, remote_calls }
     }
 
     /// Answers the requesting connection; a full mailbox there is a slow consumer.
@@ -197,6 +210,12 @@ impl CallHub {
             return self.answer_error(&company, &reply_to, ErrorCode::StorageUnavailable, text);
         }
         call.phase = Phase::Waiting;
+        let customer = call.customer.id.clone();
+        self.tell_nodes(Body::CallOpened {
+            company: company.clone(),
+            call_id: call_id.clone(),
+            customer,
+        });
         let position = self.calls.position(&company, &call_id);
         let agents_available = self.available_in(&company);
         self.answer(
@@ -224,10 +243,12 @@ impl CallHub {
         let id = call_id.clone();
         let (company, except) = (call.company.clone(), call.declined.clone());
         self.presence
-            .send(DeliverToAvailableAgents { company, except, frame })
+            .send(DeliverToAvailableAgents { company: company.clone(), except, frame })
             .into_actor(self)
             .map(move |delivered, hub, ctx| {
-                if delivered.unwrap_or(0) > 0 {
+                // In a cluster the offer also went to the available agents of the other nodes.
+                let elsewhere = hub.bus.is_some() && hub.available_in(&company) > 0;
+                if delivered.unwrap_or(0) > 0 || elsewhere {
                     hub.mark_offered(ctx, &id);
                 }
             })
@@ -291,6 +312,10 @@ impl CallHub {
         let (Some(agent), customer) = (call.agent.clone(), call.customer.id.clone()) else {
             return;
         };
+        self.tell_nodes(Body::CallParty {
+            call_id: call_id.clone(),
+            agent: Some(agent.id.clone()),
+        });
         let accepted = ServerMessage::CallAccepted { call_id: &call_id, agent: &agent };
         self.to_user(&company, &customer, encode(&accepted));
         self.answer(&company, &reply_to, &accepted);
@@ -322,6 +347,7 @@ impl CallHub {
             }
         }
         self.store_quietly(ctx, call_id, CallStatus::Ended, Some(reason));
+        self.tell_nodes(Body::CallParty { call_id: call_id.clone(), agent: None });
         let moved_up = self.calls.forget(call_id);
         self.tell_positions(&moved_up);
     }
@@ -367,12 +393,17 @@ impl Handler<CallChanged> for CallHub {
         if self.sent.get(&msg.call_id).is_some_and(|(rank, _)| *rank >= msg.rank) {
             return;
         }
-        self.sent.insert(msg.call_id, (msg.rank, Instant::now()));
-        self.presence.do_send(DeliverToStaffAndUser {
-            company: msg.company,
-            user_id: msg.owner_id,
-            frame: msg.frame,
-        });
+        self.sent.insert(msg.call_id.clone(), (msg.rank, Instant::now()));
+        if let Some(bus) = &self.bus {
+            let (company, call_id, owner_id) =
+                (msg.company.clone(), msg.call_id, msg.owner_id.clone());
+            bus.send_frame(
+                Body::CallChanged { company, call_id, rank: msg.rank, owner_id },
+                &msg.frame,
+            );
+        }
+        let audience = Audience::StaffAndUser { user_id: msg.owner_id };
+        self.presence.do_send(DeliverHere { company: msg.company, audience, frame: msg.frame });
     }
 }
 
@@ -434,6 +465,10 @@ impl Handler<AcceptCall> for CallHub {
     type Result = ();
 
     fn handle(&mut self, msg: AcceptCall, ctx: &mut Context<Self>) {
+        if self.forward(&msg.company, &msg.call_id, &msg.agent, &msg.reply_to, CallCommand::Accept)
+        {
+            return;
+        }
         let company = msg.company;
         let Some(call) = self.calls.get_mut(&msg.call_id).filter(|c| c.company == company) else {
             let text = "no such call waiting";
@@ -472,6 +507,10 @@ impl Handler<EndCall> for CallHub {
     type Result = ();
 
     fn handle(&mut self, msg: EndCall, ctx: &mut Context<Self>) {
+        let end = CallCommand::End { reason: msg.reason.clone() };
+        if self.forward(&msg.company, &msg.call_id, &msg.user, &msg.reply_to, end) {
+            return;
+        }
         let is_party = self
             .calls
             .get(&msg.call_id)
@@ -497,6 +536,7 @@ impl Handler<EndCall> for CallHub {
 #[rtype(result = "()")]
 pub struct DeclineCall {
     pub company: CompanyId,
+    pub agent: UserRef,
     pub call_id: CallId,
     pub reply_to: ReplyTo,
 }
@@ -505,6 +545,10 @@ impl Handler<DeclineCall> for CallHub {
     type Result = ();
 
     fn handle(&mut self, msg: DeclineCall, _: &mut Context<Self>) {
+        if self.forward(&msg.company, &msg.call_id, &msg.agent, &msg.reply_to, CallCommand::Decline)
+        {
+            return;
+        }
         let company = msg.company;
         let call = self.calls.get_mut(&msg.call_id).filter(|c| c.company == company);
         let Some(call) = call.filter(|c| c.phase == Phase::Waiting) else {
@@ -550,6 +594,14 @@ impl Handler<RelaySignal> for CallHub {
     type Result = ();
 
     fn handle(&mut self, msg: RelaySignal, _: &mut Context<Self>) {
+        let command = match &msg.signal {
+            Signal::Offer(sdp) => CallCommand::Offer { sdp: sdp.clone() },
+            Signal::Answer(sdp) => CallCommand::Answer { sdp: sdp.clone() },
+            Signal::Candidate(candidate) => CallCommand::Candidate { candidate: candidate.clone() },
+        };
+        if self.forward(&msg.company, &msg.call_id, &msg.from, &msg.reply_to, command) {
+            return;
+        }
         let other = self
             .calls
             .in_phase(&msg.call_id, Phase::Talking)
@@ -587,6 +639,7 @@ impl Handler<IsParty> for CallHub {
         self.calls
             .get(&msg.call_id)
             .is_some_and(|c| c.company == msg.company && c.is_party(&msg.user_id))
+            || self.is_remote_party(&msg.company, &msg.call_id, &msg.user_id)
     }
 }
 

@@ -23,13 +23,17 @@
 //! | [`DeliverToUser`] | hubs, REST handlers | connections reached |
 //! | [`DeliverToStaff`] | `CallHub` | connections reached |
 //! | [`DeliverToAvailableAgents`] | `CallHub` (offers) | connections reached |
-//! | [`DeliverToStaffAndUser`] | `CallHub` (status pushes) | connections reached |
+//! | [`DeliverHere`] | `CallHub` (status pushes, each node checking the order itself) | connections reached here |
+//! | [`Incoming`] / [`Resync`](crate::cluster::Resync) | the cluster driver | deliveries from other nodes; their users (see `cluster.rs`) |
 //! | [`IsOnline`] | `CallHub` (grace period) | whether the user has a connection |
 //! | [`ListConnections`] | `GET /api/v1/ws/clients` | the company's connections |
 //! | [`GetTotals`] | `GET /api/v1/ws/status` | global counts |
 //! | [`CloseUser`] | the disabled-accounts watch | — (the user's connections close, 4001) |
 //! | [`CloseAll`] | shutdown | connections asked to close (1001) |
 
+mod audience;
+mod cluster;
+mod remote;
 mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -41,11 +45,14 @@ use chrono::{DateTime, Utc};
 
 pub use status::{DeliverToAvailableAgents, SetAgentStatus, SetInCall};
 
+use self::remote::RemoteUsers;
 use self::status::shown_status;
 use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
 use crate::chat::ConversationId;
+use crate::cluster::{Audience, Bus};
 use crate::ids::{CompanyId, ConnId, UserId};
 use crate::metrics::Metrics;
+use crate::net::ConnectionCaps;
 use crate::protocol::{AgentStatus, CloseCode, Frame, OnlineUser, ServerMessage, encode};
 use crate::user::{Role, UserRef};
 
@@ -66,10 +73,18 @@ pub enum PresenceEvent {
 }
 
 /// The directory actor. See the module docs.
-#[derive(Default)]
 pub struct PresenceHub {
     metrics: Arc<Metrics>,
+    /// The per-user cap, told how many connections a user has on the other nodes.
+    caps: Arc<ConnectionCaps>,
+    /// The cluster bus, with `--redis-url`: what happens here is told to the other nodes.
+    bus: Option<Bus>,
     companies: HashMap<CompanyId, Directory>,
+    /// The users of the other nodes (empty on one node).
+    remote: RemoteUsers,
+    /// Per company, the online agents shown `available`, on any node: who is offered calls,
+    /// and how many (§6).
+    available: HashMap<CompanyId, HashSet<UserId>>,
     subscribers: Vec<Recipient<PresenceEvent>>,
     online_users: usize,
     connections: usize,
@@ -106,14 +121,12 @@ impl CustomerChanges {
     }
 }
 
-/// One company's online users and its staff connections.
+/// One company's online users and its staff connections on this node.
 #[derive(Default)]
 struct Directory {
     users: HashMap<UserId, OnlineEntry>,
     /// Every connection of an agent or admin: "the company's agents".
     staff: HashMap<ConnId, (UserId, ConnectionHandle)>,
-    /// The online agents shown `available`: who is offered calls, and how many (§6).
-    available: HashSet<UserId>,
 }
 
 struct OnlineEntry {
@@ -130,9 +143,48 @@ struct Connection {
 }
 
 impl PresenceHub {
-    /// A hub counting its evictions into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics, ..Self::default() }
+    /// A hub counting its evictions into `metrics`, telling `caps` of the other nodes'
+    /// connections and, with a `bus`, the other nodes of its own.
+    pub fn new(metrics: Arc<Metrics>, caps: Arc<ConnectionCaps>, bus: Option<Bus>) -> Self {
+        Self {
+            metrics,
+            caps,
+            bus,
+            companies: HashMap::new(),
+            remote: RemoteUsers::default(),
+            available: HashMap::new(),
+            subscribers: Vec::new(),
+            online_users: 0,
+            connections: 0,
+            customer_changes: HashMap::new(),
+            in_call: HashSet::new(),
+        }
+    }
+
+    /// Whether a user has a connection on this node or another.
+    fn is_online(&self, company: &CompanyId, user_id: &UserId) -> bool {
+        self.companies.get(company).is_some_and(|d| d.users.contains_key(user_id))
+            || self.remote.is_online(company, user_id)
+    }
+
+    /// Delivers `frame` to `audience` on this node and, in a cluster, on the others; answers
+    /// how many connections here it reached.
+    fn deliver(&mut self, company: &CompanyId, audience: Audience, frame: Frame) -> usize {
+        let delivered = self.deliver_here(company, &audience, &frame);
+        if let Some(bus) = &self.bus {
+            bus.deliver(company, audience, &frame);
+        }
+        delivered
+    }
+
+    /// Delivers `frame` to `audience`'s connections on this node.
+    fn deliver_here(&mut self, company: &CompanyId, audience: &Audience, frame: &Frame) -> usize {
+        let Some(directory) = self.companies.get(company) else { return 0 };
+        let available = self.available.get(company);
+        let mut slow = Vec::new();
+        let delivered = audience::deliver(directory, available, audience, frame, &mut slow);
+        self.evict(company, slow);
+        delivered
     }
 
     /// Removes connections (a worklist: announcing one user's departure can reveal more slow
@@ -166,10 +218,14 @@ impl PresenceHub {
                 );
                 removed.handle.close(CloseCode::SlowConsumer, "slow consumer");
             }
-            if !entry.connections.is_empty() {
+            let (user, chosen, conns) = (entry.user.clone(), entry.chosen, entry.connections.len());
+            self.publish_presence(company, user, chosen, conns);
+            if conns > 0 {
                 continue;
             }
-            if let Some(gone) = directory.users.remove(&user_id) {
+            if let Some(gone) =
+                self.companies.get_mut(company).and_then(|d| d.users.remove(&user_id))
+            {
                 self.refresh_availability(company, &user_id);
                 let slow = self.went_offline(company, gone);
                 pending.extend(slow.into_iter().map(|s| (s.user_id, s.conn, true)));
@@ -177,31 +233,54 @@ impl PresenceHub {
         }
     }
 
-    /// A user's last connection is gone: the other hubs hear it, and the agents (at once for
-    /// staff, in the next batch for a customer). Returns the slow consumers found.
+    /// A user's last connection here is gone: unless they are on another node, the other hubs
+    /// hear it, and the agents. Returns the slow consumers found.
     fn went_offline(&mut self, company: &CompanyId, gone: OnlineEntry) -> Vec<SlowConsumer> {
         self.online_users -= 1;
-        let user_id = gone.user.id.clone();
+        let slow = if self.remote.is_online(company, &gone.user.id) {
+            Vec::new()
+        } else {
+            self.announce_offline(company, &gone.user)
+        };
+        if self.companies.get(company).is_some_and(|d| d.users.is_empty()) {
+            self.companies.remove(company);
+        }
+        slow
+    }
+
+    /// A user came online (on any node): the agents here hear it, at once for staff, in the
+    /// next batch for a customer.
+    fn announce_online(
+        &mut self,
+        company: &CompanyId,
+        user: &UserRef,
+        status: Option<AgentStatus>,
+    ) -> Vec<SlowConsumer> {
+        let mut slow = Vec::new();
+        if !user.role.is_staff() {
+            self.customer_changes.entry(company.clone()).or_default().came(user);
+        } else if let Some(directory) = self.companies.get(company) {
+            let changed = ServerMessage::PresenceChanged { user, online: true, status };
+            let staff = directory.staff.values().filter(|(u, _)| *u != user.id);
+            fan_out(staff.map(|(u, h)| (u, h)), &encode(&changed), &mut slow);
+        }
+        slow
+    }
+
+    /// A user's last connection on every node is gone: the other hubs hear it, and the agents
+    /// here (at once for staff, in the next batch for a customer).
+    fn announce_offline(&mut self, company: &CompanyId, user: &UserRef) -> Vec<SlowConsumer> {
+        let user_id = user.id.clone();
         announce(
             &self.subscribers,
             PresenceEvent::UserOffline { company: company.clone(), user_id },
         );
         let mut slow = Vec::new();
-        if gone.user.role.is_staff() {
-            let changed =
-                ServerMessage::PresenceChanged { user: &gone.user, online: false, status: None };
-            if let Some(directory) = self.companies.get(company) {
-                fan_out(
-                    directory.staff.values().map(|(u, h)| (u, h)),
-                    &encode(&changed),
-                    &mut slow,
-                );
-            }
-        } else {
-            self.customer_changes.entry(company.clone()).or_default().went(&gone.user);
-        }
-        if self.companies.get(company).is_some_and(|d| d.users.is_empty()) {
-            self.companies.remove(company);
+        if !user.role.is_staff() {
+            self.customer_changes.entry(company.clone()).or_default().went(user);
+        } else if let Some(directory) = self.companies.get(company) {
+            let changed = ServerMessage::PresenceChanged { user, online: false, status: None };
+            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &encode(&changed), &mut slow);
         }
         slow
     }
@@ -264,7 +343,8 @@ impl Handler<Connect> for PresenceHub {
     type Result = ();
 
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        let directory = self.companies.entry(msg.company.clone()).or_default();
+        let company = msg.company;
+        let directory = self.companies.entry(company.clone()).or_default();
         let is_staff = msg.user.role.is_staff();
         let mut first_connection = false;
         let entry = directory.users.entry(msg.user.id.clone()).or_insert_with(|| {
@@ -276,40 +356,36 @@ impl Handler<Connect> for PresenceHub {
             }
         });
         let conn = msg.handle.id;
-        let status = shown_status(&self.in_call, &msg.company, &msg.user.id, entry.chosen);
         entry.connections.insert(
             conn,
             Connection { handle: msg.handle.clone(), connected_at: msg.connected_at },
         );
+        let (chosen, conns) = (entry.chosen, entry.connections.len());
+        if is_staff {
+            directory.staff.insert(conn, (msg.user.id.clone(), msg.handle));
+        }
         self.connections += 1;
+        let status = shown_status(&self.in_call, &company, &msg.user.id, chosen);
         let mut slow = Vec::new();
         if first_connection {
             self.online_users += 1;
-            if is_staff {
-                let changed =
-                    ServerMessage::PresenceChanged { user: &msg.user, online: true, status };
-                fan_out(
-                    directory.staff.values().map(|(u, h)| (u, h)),
-                    &encode(&changed),
-                    &mut slow,
-                );
-            } else {
-                self.customer_changes.entry(msg.company.clone()).or_default().came(&msg.user);
+            if !self.remote.is_online(&company, &msg.user.id) {
+                slow = self.announce_online(&company, &msg.user, status);
             }
         }
+        self.publish_presence(&company, msg.user.clone(), chosen, conns);
         if is_staff {
-            directory.staff.insert(conn, (msg.user.id.clone(), msg.handle));
-            self.refresh_availability(&msg.company, &msg.user.id);
+            self.refresh_availability(&company, &msg.user.id);
             // Every new connection of an available agent hears the calls still waiting.
             if status == Some(AgentStatus::Available) {
                 let user_id = msg.user.id.clone();
                 announce(
                     &self.subscribers,
-                    PresenceEvent::AgentAvailable { company: msg.company.clone(), user_id },
+                    PresenceEvent::AgentAvailable { company: company.clone(), user_id },
                 );
             }
         }
-        self.evict(&msg.company, slow);
+        self.evict(&company, slow);
     }
 }
 
@@ -375,19 +451,31 @@ pub struct SendOnlineUsers {
 impl Handler<SendOnlineUsers> for PresenceHub {
     type Result = ();
 
+    /// Everyone online on any node, each once, with their connections on every node.
     fn handle(&mut self, msg: SendOnlineUsers, _: &mut Context<Self>) {
-        let Some(directory) = self.companies.get(&msg.company) else {
-            return;
+        let company = &msg.company;
+        let elsewhere = |user_id: &UserId| {
+            self.remote.get(company, user_id).map_or(0, remote::RemoteUser::connections)
         };
-        let mut users: Vec<OnlineUser<'_>> = directory
-            .users
-            .values()
+        let here = self.companies.get(company).map(|d| &d.users);
+        let mut users: Vec<OnlineUser<'_>> = here
+            .into_iter()
+            .flat_map(HashMap::values)
             .map(|e| OnlineUser {
                 user: &e.user,
-                status: shown_status(&self.in_call, &msg.company, &e.user.id, e.chosen),
-                connections: e.connections.len(),
+                status: shown_status(&self.in_call, company, &e.user.id, e.chosen),
+                connections: e.connections.len() + elsewhere(&e.user.id),
             })
             .collect();
+        let only_remote = self
+            .remote
+            .company(company)
+            .filter(|r| !here.is_some_and(|h| h.contains_key(&r.user.id)));
+        users.extend(only_remote.map(|r| OnlineUser {
+            user: &r.user,
+            status: shown_status(&self.in_call, company, &r.user.id, r.chosen()),
+            connections: r.connections(),
+        }));
         users.sort_by(|a, b| (&a.user.name, &a.user.id).cmp(&(&b.user.name, &b.user.id)));
         let mut slow = Vec::new();
         msg.reply_to.reply(&ServerMessage::OnlineUsers { users }, &mut slow);
@@ -410,16 +498,8 @@ impl Handler<DeliverToUser> for PresenceHub {
     type Result = usize;
 
     fn handle(&mut self, msg: DeliverToUser, _: &mut Context<Self>) -> usize {
-        let Some(entry) = self.companies.get(&msg.company).and_then(|d| d.users.get(&msg.user_id))
-        else {
-            return 0;
-        };
-        let mut slow = Vec::new();
-        let targets = entry.connections.iter().filter(|(conn, _)| Some(**conn) != msg.except_conn);
-        let delivered =
-            fan_out(targets.map(|(_, c)| (&msg.user_id, &c.handle)), &msg.frame, &mut slow);
-        self.evict(&msg.company, slow);
-        delivered
+        let audience = Audience::User { user_id: msg.user_id, except_conn: msg.except_conn };
+        self.deliver(&msg.company, audience, msg.frame)
     }
 }
 
@@ -437,14 +517,7 @@ impl Handler<DeliverToStaff> for PresenceHub {
     type Result = usize;
 
     fn handle(&mut self, msg: DeliverToStaff, _: &mut Context<Self>) -> usize {
-        let Some(directory) = self.companies.get(&msg.company) else {
-            return 0;
-        };
-        let mut slow = Vec::new();
-        let targets = directory.staff.values().filter(|(u, _)| msg.except_user.as_ref() != Some(u));
-        let delivered = fan_out(targets.map(|(u, h)| (u, h)), &msg.frame, &mut slow);
-        self.evict(&msg.company, slow);
-        delivered
+        self.deliver(&msg.company, Audience::Staff { except_user: msg.except_user }, msg.frame)
     }
 }
 
@@ -460,36 +533,25 @@ impl Handler<IsOnline> for PresenceHub {
     type Result = bool;
 
     fn handle(&mut self, msg: IsOnline, _: &mut Context<Self>) -> bool {
-        self.companies.get(&msg.company).is_some_and(|d| d.users.contains_key(&msg.user_id))
+        self.is_online(&msg.company, &msg.user_id)
     }
 }
 
-/// Delivers a frame to the company's agents and to every connection of one more user (a
-/// call's owner), each connection once even when it is both.
+/// Delivers a frame to an audience on this node only (what another node already decided to
+/// show here, e.g. a call's status change it had not shown yet).
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct DeliverToStaffAndUser {
+pub struct DeliverHere {
     pub company: CompanyId,
-    pub user_id: Option<UserId>,
+    pub audience: Audience,
     pub frame: Frame,
 }
 
-impl Handler<DeliverToStaffAndUser> for PresenceHub {
+impl Handler<DeliverHere> for PresenceHub {
     type Result = usize;
 
-    fn handle(&mut self, msg: DeliverToStaffAndUser, _: &mut Context<Self>) -> usize {
-        let Some(directory) = self.companies.get(&msg.company) else { return 0 };
-        let mut slow = Vec::new();
-        let mut delivered =
-            fan_out(directory.staff.values().map(|(u, h)| (u, h)), &msg.frame, &mut slow);
-        if let Some(entry) = msg.user_id.as_ref().and_then(|u| directory.users.get(u)) {
-            let not_staff =
-                entry.connections.iter().filter(|(c, _)| !directory.staff.contains_key(c));
-            delivered +=
-                fan_out(not_staff.map(|(_, c)| (&entry.user.id, &c.handle)), &msg.frame, &mut slow);
-        }
-        self.evict(&msg.company, slow);
-        delivered
+    fn handle(&mut self, msg: DeliverHere, _: &mut Context<Self>) -> usize {
+        self.deliver_here(&msg.company, &msg.audience, &msg.frame)
     }
 }
 
@@ -537,15 +599,28 @@ pub struct Totals {
     pub connections: usize,
 }
 
+/// With `cluster`, the counts of every node (`ws/status`); without, this node's (metrics).
 #[derive(Message)]
 #[rtype(result = "Totals")]
-pub struct GetTotals;
+pub struct GetTotals {
+    pub cluster: bool,
+}
 
 impl Handler<GetTotals> for PresenceHub {
     type Result = MessageResult<GetTotals>;
 
-    fn handle(&mut self, _: GetTotals, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(Totals { users: self.online_users, connections: self.connections })
+    /// Over the cluster a user on two nodes is one user.
+    fn handle(&mut self, msg: GetTotals, _: &mut Context<Self>) -> Self::Result {
+        let mut totals = Totals { users: self.online_users, connections: self.connections };
+        if !msg.cluster {
+            return MessageResult(totals);
+        }
+        for (company, user_id, remote) in self.remote.all() {
+            totals.connections += remote.connections();
+            let here = self.companies.get(company).is_some_and(|d| d.users.contains_key(user_id));
+            totals.users += usize::from(!here);
+        }
+        MessageResult(totals)
     }
 }
 
@@ -568,34 +643,12 @@ impl Handler<DeliverToParticipants> for PresenceHub {
     type Result = usize;
 
     fn handle(&mut self, msg: DeliverToParticipants, _: &mut Context<Self>) -> usize {
-        let Some(directory) = self.companies.get(&msg.company) else { return 0 };
-        let wanted = |user: &UserId, conn: &ConnId| {
-            msg.except_conn != Some(*conn) && msg.except_user.as_ref() != Some(user)
+        let audience = Audience::Participants {
+            conversation: msg.conversation,
+            except_conn: msg.except_conn,
+            except_user: msg.except_user,
         };
-        let mut targets: Vec<(&UserId, &ConnectionHandle)> = Vec::new();
-        let mut add_user = |user_id: &UserId, as_staff: bool| {
-            let Some(entry) = directory.users.get(user_id) else { return };
-            if entry.user.role.is_staff() != as_staff {
-                return;
-            }
-            let conns = entry.connections.iter().filter(|(c, _)| wanted(user_id, c));
-            targets.extend(conns.map(|(_, c)| (&entry.user.id, &c.handle)));
-        };
-        match &msg.conversation {
-            ConversationId::Support { customer } => add_user(customer, false),
-            ConversationId::Direct { a, b } => {
-                add_user(a, true);
-                add_user(b, true);
-            }
-        }
-        if matches!(msg.conversation, ConversationId::Support { .. }) {
-            let staff = directory.staff.iter().filter(|(c, (u, _))| wanted(u, c));
-            targets.extend(staff.map(|(_, (u, h))| (u, h)));
-        }
-        let mut slow = Vec::new();
-        let delivered = fan_out(targets, &msg.frame, &mut slow);
-        self.evict(&msg.company, slow);
-        delivered
+        self.deliver(&msg.company, audience, msg.frame)
     }
 }
 
@@ -611,7 +664,9 @@ impl Handler<RoleOf> for PresenceHub {
     type Result = Option<Role>;
 
     fn handle(&mut self, msg: RoleOf, _: &mut Context<Self>) -> Option<Role> {
-        self.companies.get(&msg.company)?.users.get(&msg.user_id).map(|e| e.user.role)
+        let here = self.companies.get(&msg.company).and_then(|d| d.users.get(&msg.user_id));
+        here.map(|e| e.user.role)
+            .or_else(|| self.remote.get(&msg.company, &msg.user_id).map(|r| r.user.role))
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use actix::prelude::*;
 
 use super::{PresenceEvent, PresenceHub, announce};
+use crate::cluster::{Audience, Body};
 use crate::hubs::connection::{ReplyTo, fan_out};
 use crate::ids::{CompanyId, UserId};
 use crate::protocol::{AgentStatus, Frame, ServerMessage, encode};
@@ -26,10 +27,13 @@ pub(super) fn shown_status(
 }
 
 impl PresenceHub {
-    /// The status the company sees of an online agent.
-    fn shown(&self, company: &CompanyId, user_id: &UserId) -> Option<AgentStatus> {
-        let entry = self.companies.get(company)?.users.get(user_id)?;
-        shown_status(&self.in_call, company, user_id, entry.chosen)
+    /// The status the company sees of an online agent (here, or on another node).
+    pub(super) fn shown(&self, company: &CompanyId, user_id: &UserId) -> Option<AgentStatus> {
+        let chosen = match self.companies.get(company).and_then(|d| d.users.get(user_id)) {
+            Some(entry) => entry.chosen,
+            None => self.remote.get(company, user_id)?.chosen(),
+        };
+        shown_status(&self.in_call, company, user_id, chosen)
     }
 
     /// Puts the agent in or out of the company's available set after anything that can change
@@ -37,14 +41,13 @@ impl PresenceHub {
     /// the agent just became available.
     pub(super) fn refresh_availability(&mut self, company: &CompanyId, user_id: &UserId) -> bool {
         let available = self.shown(company, user_id) == Some(AgentStatus::Available);
-        let Some(directory) = self.companies.get_mut(company) else { return false };
-        let changed = if available {
-            directory.available.insert(user_id.clone())
-        } else {
-            directory.available.remove(user_id)
-        };
+        let set = self.available.entry(company.clone()).or_default();
+        let changed = if available { set.insert(user_id.clone()) } else { set.remove(user_id) };
+        let count = set.len();
+        if count == 0 {
+            self.available.remove(company);
+        }
         if changed {
-            let count = directory.available.len();
             announce(
                 &self.subscribers,
                 PresenceEvent::AvailableAgents { company: company.clone(), count },
@@ -55,7 +58,12 @@ impl PresenceHub {
 
     /// Tells the company's agents what they now see of `user_id` (`reply_to` hears it with its
     /// `ref` instead of plainly), and the other hubs when the agent became available.
-    fn status_shown(&mut self, company: &CompanyId, user_id: &UserId, reply_to: Option<ReplyTo>) {
+    pub(super) fn status_shown(
+        &mut self,
+        company: &CompanyId,
+        user_id: &UserId,
+        reply_to: Option<ReplyTo>,
+    ) {
         let Some(status) = self.shown(company, user_id) else { return };
         if self.refresh_availability(company, user_id) {
             let event = PresenceEvent::AgentAvailable {
@@ -98,6 +106,8 @@ impl Handler<SetAgentStatus> for PresenceHub {
             return;
         };
         entry.chosen = Some(msg.status);
+        let (user, conns) = (entry.user.clone(), entry.connections.len());
+        self.publish_presence(&msg.company, user, Some(msg.status), conns);
         self.status_shown(&msg.company, &user_id, Some(msg.reply_to));
     }
 }
@@ -116,15 +126,26 @@ impl Handler<SetInCall> for PresenceHub {
     type Result = ();
 
     fn handle(&mut self, msg: SetInCall, _: &mut Context<Self>) {
-        let before = self.shown(&msg.company, &msg.user_id);
-        let key = (msg.company.clone(), msg.user_id.clone());
-        if msg.in_call {
+        if let Some(bus) = &self.bus {
+            let (company, user_id) = (msg.company.clone(), msg.user_id.clone());
+            bus.send(Body::InCall { company, user_id, in_call: msg.in_call });
+        }
+        self.set_in_call(msg.company, msg.user_id, msg.in_call);
+    }
+}
+
+impl PresenceHub {
+    /// Shows an agent `busy` while in a call (told here, or by the node of the call).
+    pub(super) fn set_in_call(&mut self, company: CompanyId, user_id: UserId, in_call: bool) {
+        let before = self.shown(&company, &user_id);
+        let key = (company.clone(), user_id.clone());
+        if in_call {
             self.in_call.insert(key);
         } else {
             self.in_call.remove(&key);
         }
-        if self.shown(&msg.company, &msg.user_id) != before {
-            self.status_shown(&msg.company, &msg.user_id, None);
+        if self.shown(&company, &user_id) != before {
+            self.status_shown(&company, &user_id, None);
         }
     }
 }
@@ -143,14 +164,6 @@ impl Handler<DeliverToAvailableAgents> for PresenceHub {
     type Result = usize;
 
     fn handle(&mut self, msg: DeliverToAvailableAgents, _: &mut Context<Self>) -> usize {
-        let Some(directory) = self.companies.get(&msg.company) else { return 0 };
-        let offered = |user_id: &UserId| {
-            directory.available.contains(user_id) && !msg.except.contains(user_id)
-        };
-        let mut slow = Vec::new();
-        let targets = directory.staff.values().filter(|(u, _)| offered(u));
-        let delivered = fan_out(targets.map(|(u, h)| (u, h)), &msg.frame, &mut slow);
-        self.evict(&msg.company, slow);
-        delivered
+        self.deliver(&msg.company, Audience::AvailableAgents { except: msg.except }, msg.frame)
     }
 }

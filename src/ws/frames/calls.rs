@@ -41,8 +41,8 @@ impl WsSession {
             return;
         }
         let Some(reply_to) = self.reply_to(ctx, asked.reference) else { return };
-        let company = asked.identity.company;
-        self.config.hubs.calls.do_send(DeclineCall { company, call_id, reply_to });
+        let (company, agent) = (asked.identity.company, asked.identity.user);
+        self.config.hubs.calls.do_send(DeclineCall { company, agent, call_id, reply_to });
     }
 
     pub(super) fn end_call(
