@@ -206,6 +206,11 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
     let port = app.port();
     let metrics_url = app.metrics_address().map(|a| format!("http://{a}/metrics"));
     actix_web::rt::spawn(app.run_until_stopped());
+    TestApp { metrics_url, _dir: dir, ..client_of(port, &db_url) }
+}
+
+/// A client of a test server listening on `port` of 127.0.0.1 (in this process or a child).
+pub fn client_of(port: u16, db_url: &str) -> TestApp {
     // No cap on simultaneous connections (awc defaults to 100): big-room tests hold more.
     let connector = awc::Connector::new().limit(0);
     let http =
@@ -213,11 +218,11 @@ async fn start(db_url: String, dir: tempfile::TempDir, extra: &[&str]) -> TestAp
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        db_url,
+        db_url: db_url.to_owned(),
         http,
-        metrics_url,
+        metrics_url: None,
         tokens: TokenService::new(TEST_SECRET.as_bytes(), None),
-        _dir: dir,
+        _dir: tempfile::tempdir().expect("temp dir"),
         postgres: None,
     }
 }

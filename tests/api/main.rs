@@ -9,6 +9,7 @@ mod calendar;
 mod calls;
 mod chat;
 mod cli;
+mod cluster;
 mod fake_backend;
 mod fake_google;
 mod hardening;
