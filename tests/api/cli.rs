@@ -41,6 +41,17 @@ fn bad_settings_end_with_one_line_naming_them() {
         &switchboard(&["migrate", "--database-url", "sqlite:///no/such/dir/hub.db"], &[]),
         "--database-url",
     );
+    // A SQLite file cannot be shared by the nodes of a cluster.
+    let cluster_on_sqlite = switchboard(
+        &["serve", "--database-url", &db, "--redis-url", "redis://127.0.0.1:6379/0"],
+        &[],
+    );
+    assert_one_clear_line(&cluster_on_sqlite, "--redis-url");
+    assert!(String::from_utf8_lossy(&cluster_on_sqlite.stderr).contains("postgres://"));
+    assert_one_clear_line(
+        &switchboard(&["serve", "--database-url", &db, "--cluster-name", "a b"], &[]),
+        "--cluster-name",
+    );
     assert_one_clear_line(
         &switchboard(
             &[

@@ -331,8 +331,7 @@ async fn a_browser_call_across_nodes_one_accept_wins_and_signaling_relays() {
         .send_json(json!({"type": "webrtc_answer", "call_id": call_id, "sdp": {"sdp": "ok"}}))
         .await;
     assert_eq!(next(winner, "webrtc_answer").await["sdp"]["sdp"], "ok");
-    let stranger =
-        loser.ask(json!({"type": "webrtc_offer", "call_id": call_id, "sdp": {}})).await;
+    let stranger = loser.ask(json!({"type": "webrtc_offer", "call_id": call_id, "sdp": {}})).await;
     assert_eq!(stranger["code"], "not_in_call", "{stranger}");
 
     // The agent hangs up from their node.
@@ -423,15 +422,98 @@ async fn a_node_joining_late_sees_who_is_online_already() {
     cluster.add_node(&[]);
     let mut bob = cluster.app(1).agent("bob", "acme").await;
     let users = bob.ask(json!({"type": "get_online_users"})).await;
-    let mut ids: Vec<&str> = users["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap())
-        .collect();
+    let mut ids: Vec<&str> =
+        users["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["ann", "bob", "guest-1"], "{users}");
     assert_eq!(next(&mut ann, "presence_changed").await["user"]["id"], "bob");
     let readyz = cluster.app(1).get("/readyz", None).await.1;
     assert_eq!(readyz, json!({"status": "ok", "database": "ok", "redis": "ok"}));
+}
+
+/// A TCP proxy to the machine's Redis that can be cut (every connection dropped, new ones
+/// closed at once) and restored: Redis going away, for one node only.
+struct RedisProxy {
+    url: String,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl RedisProxy {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}/0", listener.local_addr().unwrap());
+        let (up, watch) = tokio::sync::watch::channel(true);
+        actix_web::rt::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !*watch.borrow() {
+                    continue;
+                }
+                let mut watch = watch.clone();
+                actix_web::rt::spawn(async move {
+                    let Ok(mut redis) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut redis) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { url, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[actix_web::test]
+async fn without_redis_a_node_serves_its_own_clients_then_republishes_its_presence() {
+    let proxy = RedisProxy::start().await;
+    let mut cluster = Cluster::start(1, &[]);
+    cluster.add_node_on(&proxy.url, &[]);
+    let (direct, cut_off) = (cluster.app(0), cluster.app(1));
+    let mut bob = direct.agent("bob", "acme").await;
+    let mut ann = cut_off.agent("ann", "acme").await;
+    cluster.wait_for_users(2).await;
+    assert_eq!(next(&mut bob, "presence_changed").await["user"]["id"], "ann");
+
+    proxy.set_up(false);
+    wait_until("/readyz naming redis", || async {
+        let (status, body) = cut_off.get("/readyz", None).await;
+        status == 503 && body == json!({"status": "unavailable", "database": "ok", "redis": "down"})
+    })
+    .await;
+    // The node keeps serving its own clients meanwhile: a new agent there is seen there.
+    let _carl = cut_off.agent("carl", "acme").await;
+    assert_eq!(next(&mut ann, "presence_changed").await["user"]["id"], "carl");
+
+    // Redis is back: the node reconnects by itself and tells the others who came meanwhile.
+    proxy.set_up(true);
+    let back = Instant::now();
+    let seen = next_within(&mut bob, "presence_changed", Duration::from_secs(10)).await;
+    println!("presence republished {:?} after Redis came back", back.elapsed());
+    assert_eq!((seen["user"]["id"].as_str(), seen["online"].as_bool()), (Some("carl"), Some(true)));
+    let (status, _) = cut_off.get("/readyz", None).await;
+    assert_eq!(status, 200);
+    // And the bus carries again.
+    bob.ask(json!({"type": "join_room", "room": "ops"})).await;
+    ann.ask(json!({"type": "join_room", "room": "ops"})).await;
+    ann.send_json(json!({"type": "publish", "room": "ops", "data": "back"})).await;
+    assert_eq!(next(&mut bob, "room_message").await["data"], "back");
+}
+
+/// The next frame of `kind` within `wait` (longer than the usual frame wait).
+async fn next_within(client: &mut WsClient, kind: &str, wait: Duration) -> Value {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.next_event(left).await {
+            Event::Json(frame) if frame["type"] == kind => return frame,
+            Event::Json(_) => continue,
+            other => panic!("no {kind} within {wait:?}: {other:?}"),
+        }
+    }
 }
