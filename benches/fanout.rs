@@ -13,54 +13,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use actix_http::ws::{Frame, Message};
-use common::{
-    Server, Socket, client, connect, expect_type, ms, number_after, option, percentile, token,
-};
-use futures_util::{SinkExt, StreamExt};
+use actix_http::ws::Message;
+use common::{ROOM, Server, client, connect, join, ms, option, percentile, receive, token};
+use futures_util::SinkExt;
 use switchboard::auth::Role;
-
-const ROOM: &str = "fanout";
-
-async fn join(socket: &mut Socket) {
-    let join = format!(r#"{{"type":"join_room","room":"{ROOM}"}}"#);
-    socket.send(Message::Text(join.into())).await.expect("join");
-    expect_type(socket, "room_joined").await;
-}
-
-/// Reads room messages, recording each one's latency from the `t` it carries.
-async fn receive(
-    mut socket: Socket,
-    expected: usize,
-    clock: Instant,
-    latencies: Rc<RefCell<Vec<u32>>>,
-    done: Rc<Cell<usize>>,
-    evicted: Rc<Cell<usize>>,
-) {
-    let mut received = 0;
-    while received < expected {
-        match socket.next().await {
-            Some(Ok(Frame::Text(text))) => {
-                let Some(sent) = number_after(&text, br#""t":"#) else { continue };
-                let now = clock.elapsed().as_micros() as u64;
-                latencies.borrow_mut().push(now.saturating_sub(sent) as u32);
-                received += 1;
-            }
-            Some(Ok(Frame::Ping(p))) => {
-                let _ = socket.send(Message::Pong(p)).await;
-            }
-            Some(Ok(Frame::Close(reason))) => {
-                if reason.is_some_and(|r| u16::from(r.code) == 4009) {
-                    evicted.set(evicted.get() + 1);
-                }
-                break;
-            }
-            Some(Ok(_)) => {}
-            _ => break,
-        }
-    }
-    done.set(done.get() + 1);
-}
 
 async fn run(server: &Server) {
     let connections = option("--connections", 2000) as usize;

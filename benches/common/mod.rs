@@ -3,9 +3,11 @@
 
 #![allow(dead_code)] // each benchmark uses its own part of this
 
+use std::cell::{Cell, RefCell};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use actix_http::ws::{Frame, Message};
 use futures_util::{SinkExt, StreamExt};
@@ -32,6 +34,12 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = format!("sqlite://{}/bench.db", dir.path().display());
         prepare(&db);
+        Self::start_on(&db, extra, dir)
+    }
+
+    /// The release binary on the database `db` (e.g. PostgreSQL shared by cluster nodes).
+    pub fn start_on(db: &str, extra: &[&str], dir: tempfile::TempDir) -> Self {
+        let db = db.to_owned();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db, "--jwt-secret", SECRET])
             .args(["--rate-limit-per-sec", "1000000", "--rate-limit-burst", "1000000"])
@@ -157,4 +165,48 @@ pub fn option(name: &str, default: u64) -> u64 {
 /// Milliseconds with two decimals, from microseconds.
 pub fn ms(micros: u32) -> String {
     format!("{:.2} ms", f64::from(micros) / 1000.0)
+}
+
+/// The room the fan-out benchmarks publish into.
+pub const ROOM: &str = "fanout";
+
+pub async fn join(socket: &mut Socket) {
+    let join = format!(r#"{{"type":"join_room","room":"{ROOM}"}}"#);
+    socket.send(Message::Text(join.into())).await.expect("join");
+    expect_type(socket, "room_joined").await;
+}
+
+/// Reads `expected` room messages, recording each one's latency from the `t` (microseconds
+/// since `clock`) it carries; counts itself `done`, or `evicted` when closed with 4009.
+pub async fn receive(
+    mut socket: Socket,
+    expected: usize,
+    clock: Instant,
+    latencies: Rc<RefCell<Vec<u32>>>,
+    done: Rc<Cell<usize>>,
+    evicted: Rc<Cell<usize>>,
+) {
+    let mut received = 0;
+    while received < expected {
+        match socket.next().await {
+            Some(Ok(Frame::Text(text))) => {
+                let Some(sent) = number_after(&text, br#""t":"#) else { continue };
+                let now = clock.elapsed().as_micros() as u64;
+                latencies.borrow_mut().push(now.saturating_sub(sent) as u32);
+                received += 1;
+            }
+            Some(Ok(Frame::Ping(p))) => {
+                let _ = socket.send(Message::Pong(p)).await;
+            }
+            Some(Ok(Frame::Close(reason))) => {
+                if reason.is_some_and(|r| u16::from(r.code) == 4009) {
+                    evicted.set(evicted.get() + 1);
+                }
+                break;
+            }
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    done.set(done.get() + 1);
 }
