@@ -48,6 +48,9 @@ pub enum StartupError {
     Server(std::io::Error),
 }
 
+/// How long a starting node of a cluster waits for Redis before it serves anyway.
+const JOIN_WAIT: Duration = Duration::from_secs(3);
+
 /// A built, bound, not yet running server.
 pub struct Application {
     address: SocketAddr,
@@ -180,6 +183,9 @@ impl Application {
             let cluster = &settings.cluster.cluster_name;
             driver::start(url, cluster, bus.clone(), queue, hubs.bus_targets())
                 .map_err(|e| ConfigError::new("--redis-url", e.to_string()))?;
+            if !bus.joined(JOIN_WAIT).await {
+                log::warn!("redis does not answer yet: serving this node's clients meanwhile");
+            }
         }
         accounts::watch_disabled(
             pool.clone(),

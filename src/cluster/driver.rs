@@ -42,7 +42,9 @@ pub struct Targets {
 impl Targets {
     fn dispatch(&self, incoming: Incoming) {
         match &incoming.body {
-            Body::Deliver { audience: Audience::Room { .. }, .. } => self.rooms.do_send(incoming),
+            Body::Deliver { audience: Audience::Room { .. }, .. } | Body::RoomMember { .. } => {
+                self.rooms.do_send(incoming)
+            }
             Body::CallOpened { .. }
             | Body::CallParty { .. }
             | Body::CallCommand { .. }
@@ -145,10 +147,11 @@ impl Driver<'_> {
         self.join(&mut conn).await?;
         let remote = self.read_others(&mut conn).await?;
         self.connected = true;
+        // Queued before anything a client of this node can ask the PresenceHub from now on.
+        let _ = self.targets.resync.try_send(Resync { remote });
         self.bus.set_up(true);
         log::info!(node = &*self.keys.node; "joined cluster {}", self.keys.cluster);
         // What the hubs queued before the PresenceHub took its snapshot is older than it.
-        let _ = self.targets.resync.try_send(Resync { remote });
         let mut synced = false;
         let mut renew = actix_rt::time::interval(RENEW_EVERY);
         loop {

@@ -32,9 +32,8 @@ pub enum Audience {
         except_conn: Option<ConnId>,
         except_user: Option<UserId>,
     },
-    /// A room's members (but `except_conn`, the sender, and `except_user`, the one who
-    /// joined or left).
-    Room { room: RoomName, except_conn: Option<ConnId>, except_user: Option<UserId> },
+    /// A room's members (but `except_conn`, the sender).
+    Room { room: RoomName, except_conn: Option<ConnId> },
 }
 
 /// What an envelope carries besides a frame.
@@ -46,6 +45,8 @@ pub enum Body {
     /// A user's presence on the sending node: how many connections they have there (0: none
     /// left) and the status they chose. Absolute, so applying one twice changes nothing.
     Presence { company: CompanyId, user: UserRef, chosen: Option<AgentStatus>, conns: usize },
+    /// `user`'s first connection joined a room on the sending node, or their last one left.
+    RoomMember { company: CompanyId, room: RoomName, user: UserRef, joined: bool },
     /// An agent became, or stopped being, a party of a browser call (shown `busy`).
     InCall { company: CompanyId, user_id: UserId, in_call: bool },
     /// A node's lease lapsed; the node that claimed it tells the others.
@@ -122,7 +123,6 @@ mod tests {
                 audience: Audience::Room {
                     room: RoomName::parse("sales").unwrap(),
                     except_conn: Some(ConnId::random()),
-                    except_user: None,
                 },
             },
         };

@@ -104,6 +104,16 @@ impl Bus {
         self.inner.up.load(Ordering::Relaxed)
     }
 
+    /// Waits up to `limit` for the first connection to Redis, so a node that starts knows the
+    /// others' users before its first client does; answers whether it came.
+    pub async fn joined(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.is_up() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.is_up()
+    }
+
     /// Marks Redis up or down; answers what it was.
     pub(crate) fn set_up(&self, up: bool) -> bool {
         self.inner.up.swap(up, Ordering::Relaxed)

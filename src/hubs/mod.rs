@@ -20,6 +20,7 @@ pub mod chat;
 pub mod connection;
 pub mod presence;
 pub mod room;
+mod room_remote;
 pub mod rooms;
 
 use std::sync::Arc;

@@ -57,6 +57,10 @@ impl Room {
         self.members.is_empty()
     }
 
+    pub fn has_user(&self, user_id: &UserId) -> bool {
+        self.users.contains_key(user_id)
+    }
+
     pub fn has_connection(&self, conn: ConnId) -> bool {
         self.members.contains_key(&conn)
     }

@@ -30,9 +30,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde_json::Value;
 
-use super::connection::{ConnectionHandle, ReplyTo, SlowConsumer, fan_out};
+use super::connection::{ReplyTo, SlowConsumer, fan_out};
 use super::presence::{EvictSlowConsumer, PresenceEvent, PresenceHub};
 use super::room::{self, Room};
+use super::room_remote::RemoteMembers;
 use crate::cluster::{Audience, Body, Bus, Incoming};
 use crate::error::ErrorCode;
 use crate::ids::{CompanyId, ConnId, RoomName, UserId};
@@ -59,6 +60,8 @@ pub struct RoomHub {
     changed: HashSet<(CompanyId, RoomName)>,
     /// The cluster bus: a room's members on the other nodes get what its members here get.
     bus: Option<Bus>,
+    /// Who is in which room on the other nodes (for join and leave news).
+    remote: RemoteMembers,
 }
 
 #[derive(Default)]
@@ -93,30 +96,28 @@ impl CompanyRooms {
 
 impl RoomHub {
     pub fn new(presence: Addr<PresenceHub>, limits: RoomLimits, bus: Option<Bus>) -> Self {
-        Self { companies: HashMap::new(), presence, limits, changed: HashSet::new(), bus }
+        let (companies, changed, remote) =
+            (HashMap::new(), HashSet::new(), RemoteMembers::default());
+        Self { companies, presence, limits, changed, bus, remote }
     }
 
-    /// Sends a room's frame to its members on the other nodes, if there are any.
+    /// Sends a room's message to its members on the other nodes (but `except_conn`).
     fn to_other_nodes(
         &self,
         company: &CompanyId,
         room: &RoomName,
-        except: (Option<ConnId>, Option<&UserId>),
+        except_conn: Option<ConnId>,
         frame: &Frame,
     ) {
         if let Some(bus) = &self.bus {
-            let (except_conn, except_user) = (except.0, except.1.cloned());
-            bus.deliver(
-                company,
-                Audience::Room { room: room.clone(), except_conn, except_user },
-                frame,
-            );
+            let audience = Audience::Room { room: room.clone(), except_conn };
+            bus.deliver(company, audience, frame);
         }
     }
 
-    /// Tells a room that `user` joined or left: at once in a small room, in the next batch in a
-    /// big one, never in the silent `agents` room. The user's own connections in the room get
-    /// nothing (`except`, when given, is the connection that asked).
+    /// `user`'s first connection joined a room here, or their last one left it. In a cluster
+    /// the other nodes hear it, and it is news only if the user is in the room on no other
+    /// node; each node tells its own members (see [`Self::announce_here`]).
     fn announce(
         &mut self,
         company: &CompanyId,
@@ -128,6 +129,26 @@ impl RoomHub {
         if room_name.is_agents() {
             return;
         }
+        if let Some(bus) = &self.bus {
+            let (company, room) = (company.clone(), room_name.clone());
+            bus.send(Body::RoomMember { company, room, user: user.clone(), joined });
+        }
+        if !self.remote.has(company, room_name, &user.id) {
+            self.announce_here(company, room_name, user, joined, slow);
+        }
+    }
+
+    /// Tells this node's members of a room that `user` joined or left: at once in a small
+    /// room, in the next batch in a big one. The user's own connections in the room get
+    /// nothing.
+    fn announce_here(
+        &mut self,
+        company: &CompanyId,
+        room_name: &RoomName,
+        user: &UserRef,
+        joined: bool,
+        slow: &mut Vec<SlowConsumer>,
+    ) {
         let big = self.limits.member_events_max;
         let Some(room) = self.companies.get_mut(company).and_then(|r| r.rooms.get_mut(room_name))
         else {
@@ -145,7 +166,6 @@ impl RoomHub {
         };
         let others = room.connections().filter(|(u, _)| *u != &user.id);
         fan_out(others, &frame, slow);
-        self.to_other_nodes(company, room_name, (None, Some(&user.id)), &frame);
     }
 
     /// Sends each big room that changed one `room_members_changed`.
@@ -172,7 +192,6 @@ impl RoomHub {
             });
             let mut slow = Vec::new();
             fan_out(room.connections(), &frame, &mut slow);
-            self.to_other_nodes(&company, &room_name, (None, None), &frame);
             self.evict(&company, slow);
         }
     }
@@ -388,7 +407,7 @@ impl Handler<Publish> for RoomHub {
                 };
                 let frame = encode(&message);
                 let delivered = fan_out(room.others(conn), &frame, &mut slow);
-                self.to_other_nodes(&msg.company, &msg.room, (Some(conn), None), &frame);
+                self.to_other_nodes(&msg.company, &msg.room, Some(conn), &frame);
                 if msg.reply_to.reference.is_some() {
                     let published = ServerMessage::Published { room: &msg.room, delivered };
                     msg.reply_to.reply(&published, &mut slow);
@@ -417,7 +436,7 @@ impl Handler<PublishToRoom> for RoomHub {
         let message =
             ServerMessage::RoomMessage { room: &msg.room, from: &msg.from, data: &msg.data };
         let frame = encode(&message);
-        self.to_other_nodes(&msg.company, &msg.room, (None, None), &frame);
+        self.to_other_nodes(&msg.company, &msg.room, None, &frame);
         let Some(room) = self.companies.get(&msg.company).and_then(|r| r.rooms.get(&msg.room))
         else {
             return 0;
@@ -474,20 +493,52 @@ impl Handler<PresenceEvent> for RoomHub {
 impl Handler<Incoming> for RoomHub {
     type Result = ();
 
-    /// A room's frame from another node, for the room's members here.
+    /// From another node: a room's message for its members here, a member who came or went
+    /// there, or a dead node whose members left every room.
     fn handle(&mut self, msg: Incoming, _: &mut Context<Self>) {
-        let (Body::Deliver { company, audience }, Some(frame)) = (msg.body, msg.frame) else {
-            return;
-        };
-        let Audience::Room { room, except_conn, except_user } = audience else { return };
-        let Some(room) = self.companies.get(&company).and_then(|r| r.rooms.get(&room)) else {
-            return;
-        };
-        let wanted = |(u, h): &(&UserId, &ConnectionHandle)| {
-            Some(h.id) != except_conn && except_user.as_ref() != Some(*u)
-        };
         let mut slow = Vec::new();
-        fan_out(room.connections().filter(wanted), &frame, &mut slow);
+        let company = match msg.body {
+            Body::Deliver { company, audience: Audience::Room { room, except_conn } } => {
+                let Some(frame) = msg.frame else { return };
+                let Some(room) = self.companies.get(&company).and_then(|r| r.rooms.get(&room))
+                else {
+                    return;
+                };
+                fan_out(
+                    room.connections().filter(|(_, h)| Some(h.id) != except_conn),
+                    &frame,
+                    &mut slow,
+                );
+                company
+            }
+            Body::RoomMember { company, room, user, joined } => {
+                let was = self.is_member(&company, &room, &user.id);
+                self.remote.apply(&msg.from, &company, &room, user.clone(), joined);
+                if was != self.is_member(&company, &room, &user.id) {
+                    self.announce_here(&company, &room, &user, joined, &mut slow);
+                }
+                company
+            }
+            Body::NodeGone { node } => {
+                for (company, room, user) in self.remote.drop_node(&node) {
+                    if !self.is_member(&company, &room, &user.id) {
+                        let mut slow = Vec::new();
+                        self.announce_here(&company, &room, &user, false, &mut slow);
+                        self.evict(&company, slow);
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
         self.evict(&company, slow);
+    }
+}
+
+impl RoomHub {
+    /// Whether `user_id` is in the room on this node or another.
+    fn is_member(&self, company: &CompanyId, room: &RoomName, user_id: &UserId) -> bool {
+        let here = self.companies.get(company).and_then(|r| r.rooms.get(room));
+        here.is_some_and(|r| r.has_user(user_id)) || self.remote.has(company, room, user_id)
     }
 }

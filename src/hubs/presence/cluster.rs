@@ -57,12 +57,11 @@ impl PresenceHub {
         self.remote.apply(node, company, user.clone(), chosen, conns);
         let elsewhere = self.remote.get(company, &user.id).map_or(0, |r| r.connections());
         self.caps.set_elsewhere(company, &user.id, elsewhere);
-        // A choice made on another node is this node's too (it offers calls by it).
+        // A choice made on another node is this node's too (it offers calls by it). Not
+        // published back: an echo could overtake a newer choice made on the first node.
         let here = self.companies.get_mut(company).and_then(|d| d.users.get_mut(&user.id));
-        if let Some(entry) = here.filter(|e| chosen.is_some() && e.chosen != chosen) {
+        if let Some(entry) = here.filter(|_| chosen.is_some()) {
             entry.chosen = chosen;
-            let (local_user, conns) = (entry.user.clone(), entry.connections.len());
-            self.publish_presence(company, local_user, chosen, conns);
         }
         self.remote_changed(company, &user, was_online, was_shown);
     }
