@@ -98,19 +98,24 @@ impl PostgresDatabase {
         use diesel::{Connection, RunQueryDsl};
         let server = server.to_owned();
         let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres"))
-            .unwrap_or_else(|e| {
-                panic!("PostgreSQL is needed at {server} and does not answer: {e}")
-            });
+        let mut admin =
+            diesel::PgConnection::establish(&format!("{server}/postgres?sslmode=disable"))
+                .unwrap_or_else(|e| {
+                    panic!("PostgreSQL is needed at {server} and does not answer: {e}")
+                });
         diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
-        Self { url: format!("{server}/{name}"), server, name }
+        // Plain TCP to the loopback server: with TLS, the servers' pools (still open on other
+        // threads when the test binary exits) could touch OpenSSL after its exit-time cleanup
+        // and crash the finished run (seen once as SIGSEGV after "test result: ok").
+        Self { url: format!("{server}/{name}?sslmode=disable"), server, name }
     }
 }
 
 impl Drop for PostgresDatabase {
     fn drop(&mut self) {
         use diesel::{Connection, RunQueryDsl};
-        if let Ok(mut admin) = diesel::PgConnection::establish(&format!("{}/postgres", self.server))
+        if let Ok(mut admin) =
+            diesel::PgConnection::establish(&format!("{}/postgres?sslmode=disable", self.server))
         {
             let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
             let _ = diesel::sql_query(drop).execute(&mut admin);
