@@ -178,8 +178,11 @@ impl WsSession {
         write_counted(&self.config.hubs.metrics, ctx, frame);
     }
 
-    /// Adds this connection to the directory and greets the client. Runs with `wait`, so
-    /// frames from the hubs queue up behind the `connected` frame.
+    /// Adds this connection to the directory and greets the client. Runs with `wait`, so the
+    /// client's own frames are read only after `connected`. The presence hub is not waited
+    /// for: a reply would cost every handshake two more thread hops, and nothing can overtake
+    /// the `Connect` — whatever a hub sends this connection comes after it, through the same
+    /// mailbox, and `connected` is written before this session reads its own mailbox again.
     fn register(&mut self, ctx: &mut Ctx, reference: Option<Value>) {
         let Some(identity) = self.identity.clone() else {
             return;
@@ -198,22 +201,15 @@ impl WsSession {
         let handle = self.connection_handle(ctx);
         self.chosen_status(&identity)
             .into_actor(self)
-            .then(move |chosen, act, _| {
-                let connect = Connect {
+            .map(move |chosen, act, ctx| {
+                act.config.hubs.presence.do_send(Connect {
                     company: identity.company.clone(),
                     user: identity.user.clone(),
                     handle,
                     connected_at: act.connected_at,
                     chosen,
-                };
-                act.config.hubs.presence.send(connect).into_actor(act).map(|r, _, _| (r, identity))
-            })
-            .map(move |(result, identity), act, ctx| match result {
-                Ok(()) => act.greet(ctx, &identity, reference),
-                Err(e) => {
-                    log::error!("presence hub unavailable: {e}");
-                    act.close(ctx, CloseCode::InternalError, "internal error");
-                }
+                });
+                act.greet(ctx, &identity, reference);
             })
             .wait(ctx);
     }

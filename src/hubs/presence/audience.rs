@@ -69,8 +69,8 @@ fn user_connections<'a>(
         .get(user_id)
         .filter(|e| as_staff.is_none_or(|staff| e.user.role.is_staff() == staff));
     entry.into_iter().flat_map(move |e| {
-        let others = e.connections.iter().filter(move |(c, _)| Some(**c) != except_conn);
-        others.map(move |(_, c)| (&e.user.id, &c.handle))
+        let others = e.connections.iter().filter(move |c| Some(c.handle.id) != except_conn);
+        others.map(move |c| (&e.user.id, &c.handle))
     })
 }
 

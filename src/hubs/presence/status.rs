@@ -101,8 +101,7 @@ impl Handler<SetAgentStatus> for PresenceHub {
     fn handle(&mut self, msg: SetAgentStatus, _: &mut Context<Self>) {
         let user_id = msg.reply_to.user_id.clone();
         let entry = self.companies.get_mut(&msg.company).and_then(|d| d.users.get_mut(&user_id));
-        let Some(entry) = entry.filter(|e| e.connections.contains_key(&msg.reply_to.conn.id))
-        else {
+        let Some(entry) = entry.filter(|e| e.connections.contains(msg.reply_to.conn.id)) else {
             return;
         };
         entry.chosen = Some(msg.status);
