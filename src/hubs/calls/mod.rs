@@ -37,7 +37,8 @@ mod browser;
 mod cluster;
 mod status;
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -84,7 +85,12 @@ pub struct CallHub {
     bus: Option<Bus>,
     /// The browser calls living on other nodes.
     remote_calls: HashMap<CallId, RemoteCall>,
+    /// Per browser call with a store in flight, the stores asked for since (see [`Self::store`]).
+    stores_waiting: HashMap<CallId, VecDeque<PendingStore>>,
 }
+
+/// A browser call's store, its event already built, waiting for the one before it.
+type PendingStore = Box<dyn FnOnce(&mut CallHub, &mut Context<CallHub>)>;
 
 impl CallHub {
     pub fn new(
@@ -95,8 +101,18 @@ impl CallHub {
     ) -> Self {
         let (sent, calls, agents_available) =
             (HashMap::new(), BrowserCalls::default(), HashMap::new());
-        let remote_calls = HashMap::new();
-        Self { presence, pool, settings, sent, calls, agents_available, bus, remote_calls }
+        let (remote_calls, stores_waiting) = (HashMap::new(), HashMap::new());
+        Self {
+            presence,
+            pool,
+            settings,
+            sent,
+            calls,
+            agents_available,
+            bus,
+            remote_calls,
+            stores_waiting,
+        }
     }
 
     /// Answers the requesting connection; a full mailbox there is a slow consumer.
@@ -146,9 +162,12 @@ impl CallHub {
         self.presence.do_send(SetInCall { company, user_id, in_call });
     }
 
-    /// Stores a browser call's status through [`record_as`]; `then` sees the outcome here.
+    /// Stores a browser call's status through [`record_as`]; `then` sees the outcome here. A
+    /// call's stores run one at a time, in the order asked, so its event log reads as things
+    /// happened: a `ringing` stored in the background must not land after the `in-progress` of
+    /// an accept that came quickly (they would race on two database connections).
     fn store<F>(
-        &self,
+        &mut self,
         ctx: &mut Context<Self>,
         call_id: &CallId,
         status: CallStatus,
@@ -171,16 +190,39 @@ impl CallHub {
             data: json!({"customer": call.customer, "note": call.note}),
             ..CallEvent::new(company, target, BROWSER_PROVIDER, status)
         };
-        let (pool, hub, id) = (self.pool.clone(), ctx.address(), call_id.clone());
-        async move { record_as(&pool, &hub, event, id).await }
-            .into_actor(self)
-            .map(move |result, hub, ctx| then(hub, ctx, result))
-            .spawn(ctx);
+        let id = call_id.clone();
+        let run: PendingStore = Box::new(move |hub, ctx| {
+            let (pool, addr, key) = (hub.pool.clone(), ctx.address(), id.clone());
+            async move { record_as(&pool, &addr, event, id).await }
+                .into_actor(hub)
+                .map(move |result, hub, ctx| {
+                    then(hub, ctx, result);
+                    hub.next_store(ctx, &key);
+                })
+                .spawn(ctx);
+        });
+        match self.stores_waiting.entry(call_id.clone()) {
+            Entry::Occupied(mut waiting) => waiting.get_mut().push_back(run),
+            Entry::Vacant(slot) => {
+                slot.insert(VecDeque::new());
+                run(self, ctx);
+            }
+        }
+    }
+
+    /// A store of `call_id` is done: start the next one asked for, if any.
+    fn next_store(&mut self, ctx: &mut Context<Self>, call_id: &CallId) {
+        match self.stores_waiting.get_mut(call_id).and_then(VecDeque::pop_front) {
+            Some(run) => run(self, ctx),
+            None => {
+                self.stores_waiting.remove(call_id);
+            }
+        }
     }
 
     /// Stores a status nobody waits for; a failure is only logged (the call goes on).
     fn store_quietly(
-        &self,
+        &mut self,
         ctx: &mut Context<Self>,
         call_id: &CallId,
         status: CallStatus,
