@@ -17,7 +17,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_http::ws::{Frame, Message};
-use common::{Server, Socket, client, connect, ms, number_after, option, percentile, token};
+use common::{
+    Server, Socket, client, connect, ms, number_after, option, percentile, spread, token,
+};
 use futures_util::{SinkExt, StreamExt};
 use switchboard::auth::Role;
 
@@ -253,13 +255,11 @@ async fn main() {
     let mut lat = latencies.borrow().clone();
     lat.sort_unstable();
     println!(
-        "  paced {rate} messages/s for {seconds} s to {}/{} watchers: {} delivered; send->receive p50 {}  p99 {}  max {}",
+        "  paced {rate} messages/s for {seconds} s to {}/{} watchers: {} delivered; send->receive {}",
         done.get(),
         agents + 1 - senders,
         lat.len(),
-        ms(percentile(&lat, 0.50)),
-        ms(percentile(&lat, 0.99)),
-        ms(lat.last().copied().unwrap_or(0))
+        spread(&lat)
     );
     drop(server);
 }

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_http::ws::Message;
-use common::{ROOM, Server, client, connect, join, ms, option, percentile, receive, token};
+use common::{ROOM, Server, client, connect, join, option, receive, spread, token};
 use futures_util::SinkExt;
 use switchboard::auth::Role;
 
@@ -109,12 +109,7 @@ async fn run(server: &Server) {
         delivered as f64 / elapsed,
         evicted.get()
     );
-    println!(
-        "  latency publish->receive: p50 {}  p99 {}  max {}",
-        ms(percentile(&lat, 0.50)),
-        ms(percentile(&lat, 0.99)),
-        ms(lat.last().copied().unwrap_or(0))
-    );
+    println!("  latency publish->receive: {}", spread(&lat));
 }
 
 fn main() {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix_http::ws::{Frame, Message};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use common::{Server, Socket, client, connect, ms, option, percentile, token};
+use common::{Server, Socket, client, connect, option, spread, token};
 use futures_util::{SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
 use switchboard::auth::Role;
@@ -121,12 +121,7 @@ async fn run(server: &Server) {
         times.len() as f64 / elapsed,
         errors.get()
     );
-    println!(
-        "  round trip at the client: p50 {}  p99 {}  max {}",
-        ms(percentile(&times, 0.5)),
-        ms(percentile(&times, 0.99)),
-        ms(times.last().copied().unwrap_or(0))
-    );
+    println!("  round trip at the client: {}", spread(&times));
     println!("  hub RSS at the end: {} KiB", server.rss_kib());
 }
 

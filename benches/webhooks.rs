@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_http::ws::{Frame, Message};
-use common::{Server, Socket, client, connect, ms, number_after, option, percentile, token};
+use common::{Server, Socket, client, connect, number_after, option, spread, token};
 use futures_util::{SinkExt, StreamExt};
 use switchboard::auth::Role;
 use switchboard::telephony::twilio;
@@ -87,37 +87,29 @@ async fn run(server: &Server, agents: u64, rate: u64) {
     while !provider.is_finished() {
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
-    let Posted { mut responses, failures, seconds: posting } =
-        provider.join().expect("the provider thread panicked");
+    let posted = provider.join().expect("the provider thread panicked");
     let deadline = Instant::now() + Duration::from_secs(30);
     while done.get() < agents && Instant::now() < deadline {
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
 
-    responses.sort_unstable();
-    let mut lat = latencies.borrow().clone();
-    lat.sort_unstable();
     println!("switchboard webhook benchmark (server: separate process, 127.0.0.1, SQLite)");
     println!("  agents {agents}  webhooks {total} at {rate}/s offered  concurrency {concurrency}");
+    report(total, posted, latencies.borrow().clone(), server);
+}
+
+/// Prints what a load measured: intake, response times, webhook→screen latency, memory.
+fn report(total: usize, posted: Posted, mut screen: Vec<u32>, server: &Server) {
+    let Posted { mut responses, failures, seconds } = posted;
+    responses.sort_unstable();
+    screen.sort_unstable();
     println!(
-        "  accepted {}/{total} in {posting:.2} s => {:.0} webhooks/s stored and pushed; failed {}",
+        "  accepted {}/{total} in {seconds:.2} s => {:.0} webhooks/s stored and pushed; failed {failures}",
         responses.len(),
-        responses.len() as f64 / posting,
-        failures
+        responses.len() as f64 / seconds,
     );
-    println!(
-        "  webhook response time: p50 {}  p99 {}  max {}",
-        ms(percentile(&responses, 0.5)),
-        ms(percentile(&responses, 0.99)),
-        ms(responses.last().copied().unwrap_or(0))
-    );
-    println!(
-        "  webhook->screen latency over {} deliveries: p50 {}  p99 {}  max {}",
-        lat.len(),
-        ms(percentile(&lat, 0.5)),
-        ms(percentile(&lat, 0.99)),
-        ms(lat.last().copied().unwrap_or(0))
-    );
+    println!("  webhook response time: {}", spread(&responses));
+    println!("  webhook->screen latency over {} deliveries: {}", screen.len(), spread(&screen));
     println!("  server RSS at the end: {} KiB", server.rss_kib());
 }
 

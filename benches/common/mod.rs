@@ -153,6 +153,16 @@ pub fn percentile(sorted: &[u32], q: f64) -> u32 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
+/// "p50 …  p99 …  max …" of sorted microseconds, the way every benchmark prints a latency.
+pub fn spread(sorted: &[u32]) -> String {
+    format!(
+        "p50 {}  p99 {}  max {}",
+        ms(percentile(sorted, 0.5)),
+        ms(percentile(sorted, 0.99)),
+        ms(sorted.last().copied().unwrap_or(0))
+    )
+}
+
 /// A command-line option `--name N` of the benchmark, or the default.
 pub fn option(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();

@@ -522,9 +522,8 @@ impl Handler<Incoming> for RoomHub {
             Body::NodeGone { node } => {
                 for (company, room, user) in self.remote.drop_node(&node) {
                     if !self.is_member(&company, &room, &user.id) {
-                        let mut slow = Vec::new();
                         self.announce_here(&company, &room, &user, false, &mut slow);
-                        self.evict(&company, slow);
+                        self.evict(&company, std::mem::take(&mut slow));
                     }
                 }
                 return;
