@@ -38,6 +38,9 @@ use crate::{
 
 const LW_BUFFER_SIZE: usize = 1024;
 const HW_BUFFER_SIZE: usize = 1024 * 8;
+
+/// Switchboard: the least room a read into a non-empty buffer gets before the buffer grows.
+const MIN_READ_ROOM: usize = 256;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 bitflags! {
@@ -1212,18 +1215,19 @@ where
 
             // grow buffer if necessary. Switchboard: an empty buffer waits for the next bytes
             // with LW_BUFFER_SIZE, not HW_BUFFER_SIZE (a drained, grown one is given back first);
-            // it grows to HW_BUFFER_SIZE as soon as the bytes need it.
+            // a buffer holding bytes grows to HW_BUFFER_SIZE only once they nearly fill it, so a
+            // request that fits in LW_BUFFER_SIZE (a WebSocket handshake, a token in its URL)
+            // is read without a reallocation.
             if this.read_buf.is_empty() && this.read_buf.capacity() > LW_BUFFER_SIZE {
                 *this.read_buf = BytesMut::new();
             }
             let remaining = this.read_buf.capacity() - this.read_buf.len();
-            if remaining < LW_BUFFER_SIZE {
-                let want = if this.read_buf.is_empty() {
-                    LW_BUFFER_SIZE
-                } else {
-                    HW_BUFFER_SIZE - remaining
-                };
-                this.read_buf.reserve(want);
+            if this.read_buf.is_empty() {
+                if remaining < LW_BUFFER_SIZE {
+                    this.read_buf.reserve(LW_BUFFER_SIZE);
+                }
+            } else if remaining < MIN_READ_ROOM {
+                this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
             }
 
             match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
