@@ -13,7 +13,6 @@ use std::net::IpAddr;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_web_actors::ws;
 
 use crate::auth::{Identity, bearer_token};
 use crate::config::OriginPolicy;
@@ -105,9 +104,9 @@ async fn checked_upgrade(
     let (socket, life) = SocketHandle::new(req.conn_data::<AcceptedSocket>(), config.write_timeout);
     let transport = Transport { socket, life, ip_slot, tripped, client_ip };
     let session = WsSession::new(config.clone(), identity, required_user, transport);
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(state.session.max_message_bytes)
-        .start()
+    session
+        .upgrade(&req, stream, config.max_message_bytes)
+        .await
         .map_err(|e| AppError::invalid_message(format!("not a WebSocket handshake: {e}")))
 }
 

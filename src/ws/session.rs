@@ -6,7 +6,9 @@
 //! Lifecycle, in one place each:
 //! - **authenticate**: the identity comes from the handshake, or from a first `auth` frame
 //!   within `auth_timeout` (else close 4001);
-//! - **register**: [`WsSession::register`] tells the PresenceHub, with `wait` so nothing is
+//! - **register**: with a token in the handshake, [`WsSession::upgrade`] admits the connection
+//!   and hands its `Connect` to the PresenceHub (batched per worker turn, see [`outbox`])
+//!   before the 101; after an `auth` frame, `register_late` does it with `wait`, so nothing is
 //!   handled before the `connected` frame is out;
 //! - **deregister**: only in `stopping()`, which every ending reaches: a close frame, a dropped
 //!   TCP connection (the stream ends, or the response body is dropped), a heartbeat timeout
@@ -22,10 +24,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_http::ws::Item;
+use actix_web::error::PayloadError;
 use actix_web::web::{Bytes, BytesMut};
+use actix_web::{HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
+use futures_core::Stream;
 use serde_json::Value;
 
 use crate::auth::{Identity, TokenRejected};
@@ -33,9 +38,9 @@ use crate::db::{self, agents};
 use crate::error::ErrorCode;
 use crate::hubs::ReplyTo;
 use crate::hubs::connection::{CloseConnection, ConnectionHandle, Deliver};
-use crate::hubs::presence::{Connect, Disconnect};
+use crate::hubs::presence::{Connect, Disconnect, PresenceHub, outbox};
 use crate::hubs::rooms::JoinRoom;
-use crate::ids::{ConnId, RoomName};
+use crate::ids::{CompanyId, ConnId, RoomName};
 use crate::limits::{InboundLimiter, Verdict};
 use crate::metrics::Metrics;
 use crate::net::{CapGuard, SocketHandle, SocketLife};
@@ -44,6 +49,7 @@ use crate::protocol::{
     encode_reply, error_frame,
 };
 use crate::state::SessionConfig;
+use crate::user::UserRef;
 use crate::ws::guard::{Trip, Tripped};
 
 /// The actor context every handler of a session gets.
@@ -61,6 +67,8 @@ const WELCOME: &str = "Successfully connected to WebSocket server";
 /// How long a client that broke the protocol (1002) or announced too much (1009) has to take
 /// its close frame before the socket is reset.
 const ABUSE_GRACE: Duration = Duration::from_secs(1);
+
+const TOO_MANY_FOR_USER: &str = "too many connections for this user";
 
 /// Longest single timer; a token valid for years is re-checked daily instead.
 const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
@@ -105,6 +113,27 @@ pub struct Transport {
     /// Set by the transport guard when the client announced too much or broke the framing.
     pub tripped: Tripped,
     pub client_ip: Option<IpAddr>,
+}
+
+/// A connection's `Connect`, prepared before the session has an address.
+struct Announcement {
+    hub: Addr<PresenceHub>,
+    company: CompanyId,
+    user: UserRef,
+    conn: ConnId,
+    socket: SocketHandle,
+    connected_at: DateTime<Utc>,
+}
+
+impl Announcement {
+    /// Queues the `Connect` in the worker's [`outbox`]; ready once it is in the hub's mailbox,
+    /// ahead of anything a later frame or request of this client can send there.
+    fn to(self, address: Addr<WsSession>, chosen: Option<AgentStatus>) -> outbox::HandedOver {
+        let recipients = (address.clone().recipient(), address.recipient());
+        let handle = ConnectionHandle::new(self.conn, recipients.0, recipients.1, self.socket);
+        let Self { hub, company, user, connected_at, .. } = self;
+        outbox::connect(&hub, Connect { company, user, handle, connected_at, chosen })
+    }
 }
 
 impl WsSession {
@@ -178,18 +207,12 @@ impl WsSession {
         write_counted(&self.config.hubs.metrics, ctx, frame);
     }
 
-    /// Adds this connection to the directory and greets the client. Runs with `wait`, so the
-    /// client's own frames are read only after `connected`. The presence hub is not waited
-    /// for: a reply would cost every handshake two more thread hops, and nothing can overtake
-    /// the `Connect` — whatever a hub sends this connection comes after it, through the same
-    /// mailbox, and `connected` is written before this session reads its own mailbox again.
-    fn register(&mut self, ctx: &mut Ctx, reference: Option<Value>) {
-        let Some(identity) = self.identity.clone() else {
-            return;
-        };
+    /// Takes this connection's place under `--max-connections-per-user`; false when the user
+    /// has none left (the connection is then closed with 4008, never in the directory).
+    fn take_user_slot(&mut self, identity: &Identity) -> bool {
         let slot = self.config.caps.admit_user(identity.company.clone(), identity.user.id.clone());
         let Some(slot) = slot else {
-            return self.close(ctx, CloseCode::RateLimited, "too many connections for this user");
+            return false;
         };
         self.user_slot = Some(slot);
         self.registered = true;
@@ -198,19 +221,57 @@ impl WsSession {
             company = identity.company.as_str();
             "connection opened"
         );
-        let handle = self.connection_handle(ctx);
-        self.chosen_status(&identity)
+        true
+    }
+
+    /// What the directory will be told of this admitted connection, once it has an address.
+    fn announcement(&self, identity: &Identity) -> Announcement {
+        Announcement {
+            hub: self.config.hubs.presence.clone(),
+            company: identity.company.clone(),
+            user: identity.user.clone(),
+            conn: self.id,
+            socket: self.transport.socket.clone(),
+            connected_at: self.connected_at,
+        }
+    }
+
+    /// Upgrades the handshake and starts the session. With a token in the handshake the
+    /// connection is admitted and its `Connect` handed to the presence hub here, before the
+    /// 101 goes out, so the client finds itself in the directory from its first frame on, and
+    /// the 101 and `connected` (written as the session starts) leave in one write.
+    pub async fn upgrade<S>(
+        mut self,
+        req: &HttpRequest,
+        stream: S,
+        frame_size: usize,
+    ) -> Result<HttpResponse, actix_web::Error>
+    where
+        S: Stream<Item = Result<Bytes, PayloadError>> + 'static,
+    {
+        let admitted = self.identity.clone().filter(|identity| self.take_user_slot(identity));
+        let announce =
+            admitted.map(|identity| (self.announcement(&identity), self.chosen_status(&identity)));
+        let (address, response) = ws::WsResponseBuilder::new(self, req, stream)
+            .frame_size(frame_size)
+            .start_with_addr()?;
+        if let Some((announcement, chosen)) = announce {
+            announcement.to(address, chosen.await).await;
+        }
+        Ok(response)
+    }
+
+    /// Registers a connection that authenticated with an `auth` frame, then answers it with
+    /// `connected`. Runs with `wait`, so nothing else is handled before.
+    fn register_late(&mut self, ctx: &mut Ctx, identity: Identity, reference: Option<Value>) {
+        if !self.take_user_slot(&identity) {
+            return self.close(ctx, CloseCode::RateLimited, TOO_MANY_FOR_USER);
+        }
+        let (announcement, address) = (self.announcement(&identity), ctx.address());
+        let chosen = self.chosen_status(&identity);
+        async move { announcement.to(address, chosen.await).await }
             .into_actor(self)
-            .map(move |chosen, act, ctx| {
-                act.config.hubs.presence.do_send(Connect {
-                    company: identity.company.clone(),
-                    user: identity.user.clone(),
-                    handle,
-                    connected_at: act.connected_at,
-                    chosen,
-                });
-                act.greet(ctx, &identity, reference);
-            })
+            .map(move |(), act, ctx| act.greet(ctx, &identity, reference))
             .wait(ctx);
     }
 
@@ -327,8 +388,8 @@ impl WsSession {
         if self.required_user.as_deref().is_some_and(|u| u != identity.user.id.as_str()) {
             return self.close(ctx, CloseCode::Forbidden, "user_mismatch");
         }
-        self.identity = Some(identity);
-        self.register(ctx, reference);
+        self.identity = Some(identity.clone());
+        self.register_late(ctx, identity, reference);
     }
 
     /// Counts a complete inbound message against the rate limit; false when it is dropped.
@@ -411,14 +472,17 @@ impl Actor for WsSession {
             }
             ctx.ping(b"");
         });
-        if self.identity.is_some() {
-            self.register(ctx, None);
-        } else {
-            ctx.run_later(self.config.auth_timeout, |act, ctx| {
-                if act.identity.is_none() {
-                    act.close(ctx, CloseCode::Unauthorized, "no auth frame in time");
-                }
-            });
+        match self.identity.clone() {
+            // Admitted and in the directory since the handshake (`upgrade`).
+            Some(identity) if self.registered => self.greet(ctx, &identity, None),
+            Some(_) => self.close(ctx, CloseCode::RateLimited, TOO_MANY_FOR_USER),
+            None => {
+                ctx.run_later(self.config.auth_timeout, |act, ctx| {
+                    if act.identity.is_none() {
+                        act.close(ctx, CloseCode::Unauthorized, "no auth frame in time");
+                    }
+                });
+            }
         }
     }
 
@@ -431,11 +495,12 @@ impl Actor for WsSession {
                 company = identity.company.as_str();
                 "connection closed"
             );
-            self.config.hubs.presence.do_send(Disconnect {
+            let gone = Disconnect {
                 company: identity.company.clone(),
                 user_id: identity.user.id.clone(),
                 conn: self.id,
-            });
+            };
+            outbox::disconnect(&self.config.hubs.presence, gone);
             self.registered = false;
         }
         Running::Stop

@@ -13,8 +13,9 @@
 //!
 //! | message | sent by | answer |
 //! | --- | --- | --- |
-//! | [`Connect`] | a session, once authenticated (and admitted by the per-user cap) | — |
-//! | [`Disconnect`] | a session's `stopping()` | — (idempotent; always announced) |
+//! | [`Connect`] | a session, once authenticated (and admitted by the per-user cap), through its worker's [`outbox`] | — |
+//! | [`Disconnect`] | a session's `stopping()`, through its worker's [`outbox`] | — (idempotent; always announced) |
+//! | [`outbox::Changes`] | each worker thread, once per turn: its sessions' `Connect`s and `Disconnect`s in order | — |
 //! | [`EvictSlowConsumer`] | any hub whose delivery found a full mailbox | — (closes it with 4009) |
 //! | [`Subscribe`] | startup, for each hub that needs [`PresenceEvent`]s | — |
 //! | [`SetAgentStatus`] | a session (`agent_status`), once stored | `agent_status_changed` to the company's agents |
@@ -33,6 +34,7 @@
 
 mod audience;
 mod cluster;
+pub mod outbox;
 mod remote;
 mod status;
 
