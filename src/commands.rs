@@ -71,7 +71,7 @@ pub fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), StartupEr
     let pool = open_database(settings, None)?;
     let hasher = PasswordHasher::new()?;
     let password_hash = hasher.hash(&password)?;
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = crate::ids::random_uuid().simple().to_string();
     let role = match args.role {
         StaffRole::Agent => "agent",
         StaffRole::Admin => "admin",

@@ -123,7 +123,7 @@ impl KeyedLimiter {
     }
 
     /// Takes one token for `key`; false when the key is over its limit.
-    pub fn check(&self, key: &str) -> bool {
+    pub fn check<K: std::hash::Hash + ?Sized>(&self, key: &K) -> bool {
         let hash = self.hasher.hash_one(key);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

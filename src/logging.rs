@@ -42,24 +42,32 @@ pub async fn access_log(
             (1..=64).contains(&id.len())
                 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         })
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
-    let (method, path) = (req.method().to_string(), req.path().to_owned());
-    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        .map_or_else(|| crate::ids::random_uuid().simple().to_string(), str::to_owned);
+    // What the line needs is copied only when it will be written (not at `--log-level warn`).
+    let line = log::log_enabled!(target: ACCESS, log::Level::Info).then(|| {
+        let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        (req.method().to_string(), req.path().to_owned(), peer)
+    });
     let mut res = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
     }
-    let status = res.status().as_u16();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    log::info!(
-        target: "switchboard::access",
-        request_id = request_id.as_str(), method = method.as_str(), path = path.as_str(), status = status, peer = peer.as_str();
-        "{method} {path} {status} {duration_ms:.1}ms"
-    );
+    if let Some((method, path, peer)) = line {
+        let status = res.status().as_u16();
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        log::info!(
+            target: ACCESS,
+            request_id = request_id.as_str(), method = method.as_str(), path = path.as_str(), status = status, peer = peer.as_str();
+            "{method} {path} {status} {duration_ms:.1}ms"
+        );
+    }
     Ok(res)
 }
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// The access log's target.
+const ACCESS: &str = "switchboard::access";
 
 /// One record as a JSON object.
 pub fn json_line(record: &log::Record<'_>) -> Value {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, decode, encode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 
 use super::claims::{Claims, Identity, Issuer, strict_validation};
 use super::disabled::DisabledUsers;
@@ -17,6 +17,8 @@ use crate::user::Role;
 pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The checks of our own HS256 tokens, built once (it allocates).
+    validation: Validation,
     external: Option<ExternalIssuer>,
     disabled: DisabledUsers,
 }
@@ -38,6 +40,7 @@ impl TokenService {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            validation: strict_validation(Algorithm::HS256),
             external,
             disabled: DisabledUsers::default(),
         }
@@ -131,8 +134,7 @@ impl TokenService {
         let header = jsonwebtoken::decode_header(token).map_err(Rejection::from)?;
         let identity = match header.alg {
             Algorithm::HS256 => {
-                let validation = strict_validation(Algorithm::HS256);
-                let claims = decode::<Claims>(token, &self.decoding, &validation)?.claims;
+                let claims = decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
                 Identity::from_claims(claims, Issuer::Hub)
                     .ok_or(Rejection::Claims("unusable sub or company"))?
             }

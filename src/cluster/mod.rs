@@ -88,7 +88,7 @@ impl Bus {
     ) -> (Self, mpsc::Receiver<Outgoing>) {
         let node: Arc<str> = match &settings.node_id {
             Some(id) => Arc::from(id.as_str()),
-            None => Arc::from(uuid::Uuid::new_v4().simple().to_string()),
+            None => Arc::from(crate::ids::random_uuid().simple().to_string()),
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let inner = BusInner { node, tx, up: AtomicBool::new(false), metrics };

@@ -255,7 +255,7 @@ impl Handler<SendMessage> for ChatHub {
             conversation: msg.conversation,
             from: msg.from,
             draft: msg.draft,
-            message_id: uuid::Uuid::new_v4().simple().to_string(),
+            message_id: crate::ids::random_uuid().simple().to_string(),
             sent_at: now_millis(),
         };
         let pending = Pending { send, company: msg.company, origin: msg.origin, outcome };

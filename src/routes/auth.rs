@@ -177,7 +177,7 @@ async fn guest(
         .map(clean_display_name)
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Guest".to_owned());
-    let id = UserId::parse(&format!("guest-{}", uuid::Uuid::new_v4().simple()))
+    let id = UserId::parse(&format!("guest-{}", crate::ids::random_uuid().simple()))
         .ok_or_else(|| AppError::internal("a guest id is a valid user id"))?;
     let guest = UserRef { id, name: Arc::from(name), role: Role::Customer };
     sign_in(&state, &guest, &company, GUEST_TOKEN_TTL)

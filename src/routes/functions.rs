@@ -79,7 +79,7 @@ async fn run_function(
     if !known {
         return Err(no_such_user());
     }
-    let tool_call_id = call_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let tool_call_id = call_id.unwrap_or_else(|| crate::ids::random_uuid().simple().to_string());
     let run = RunFunction { company, user_id, name: name.into_inner(), arguments, tool_call_id };
     Ok(match state.hubs.run_function(run, None).await {
         Ok(output) => HttpResponse::Ok().json(FunctionOutput { output }),

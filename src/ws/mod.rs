@@ -8,7 +8,6 @@ mod frames;
 mod guard;
 mod session;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use actix_web::http::header;
@@ -24,12 +23,16 @@ use crate::state::{AppState, SessionConfig};
 use guard::InputGuard;
 pub use session::{Transport, WsSession};
 
-/// Registers the WebSocket routes. The legacy `/api/v1/ws/{user_id}` path must be registered
-/// after the fixed `/api/v1/ws/status` and `/api/v1/ws/clients` routes.
+/// Registers `/ws` and `/ws/{user_id}`, ahead of the REST routes: the router tries routes in
+/// order, and a handshake is the request a connection storm is made of.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(connect))
-        .route("/ws/{user_id}", web::get().to(connect_legacy))
-        .route("/api/v1/ws/{user_id}", web::get().to(connect_legacy));
+    cfg.route("/ws", web::get().to(connect)).route("/ws/{user_id}", web::get().to(connect_legacy));
+}
+
+/// The legacy `/api/v1/ws/{user_id}`, registered after the fixed `/api/v1/ws/status` and
+/// `/api/v1/ws/clients` routes, which its pattern would otherwise take.
+pub fn configure_legacy_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/ws/{user_id}", web::get().to(connect_legacy));
 }
 
 async fn connect(
@@ -113,7 +116,7 @@ async fn checked_upgrade(
 /// Counts a handshake and a connection against the client's IP (IPv6: its /64); 429 beyond
 /// `--handshake-rate-per-ip` or `--max-connections-per-ip`.
 fn admit_ip(config: &SessionConfig, ip: IpAddr) -> Result<CapGuard, AppError> {
-    if !config.handshakes.check(&ip_key(ip).to_string()) {
+    if !config.handshakes.check(&ip_key(ip)) {
         return Err(AppError::new(ErrorCode::RateLimited, "too many handshakes, slow down"));
     }
     config.caps.admit_ip(ip).ok_or_else(|| {
@@ -123,9 +126,9 @@ fn admit_ip(config: &SessionConfig, ip: IpAddr) -> Result<CapGuard, AppError> {
 
 /// `?token=` first, then `Authorization: Bearer`.
 fn handshake_token(req: &HttpRequest) -> Option<String> {
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok();
-    query
-        .and_then(|q| q.into_inner().remove("token"))
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, token)| token.into_owned())
         .filter(|t| !t.is_empty())
         .or_else(|| bearer_token(req).map(str::to_owned))
 }
