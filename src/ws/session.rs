@@ -70,9 +70,6 @@ const ABUSE_GRACE: Duration = Duration::from_secs(1);
 
 const TOO_MANY_FOR_USER: &str = "too many connections for this user";
 
-/// Longest single timer; a token valid for years is re-checked daily instead.
-const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
-
 /// One WebSocket connection. See the module docs.
 pub struct WsSession {
     pub(super) id: ConnId,
@@ -88,6 +85,10 @@ pub struct WsSession {
     registered: bool,
     pub(super) connected_at: DateTime<Utc>,
     last_heard: Instant,
+    /// When the next ping is due.
+    next_ping: Instant,
+    /// The one timer (see `arm_timer`).
+    timer: Option<SpawnHandle>,
     limiter: InboundLimiter,
     /// A fragmented message being reassembled: (is text, bytes so far).
     partial: Option<(bool, BytesMut)>,
@@ -144,6 +145,7 @@ impl WsSession {
         transport: Transport,
     ) -> Self {
         let limiter = InboundLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst);
+        let next_ping = Instant::now() + config.heartbeat_interval;
         Self {
             id: ConnId::random(),
             config,
@@ -152,6 +154,8 @@ impl WsSession {
             registered: false,
             connected_at: Utc::now(),
             last_heard: Instant::now(),
+            next_ping,
+            timer: None,
             limiter,
             partial: None,
             discarding: false,
@@ -319,25 +323,45 @@ impl WsSession {
                 automatic: true,
             });
         }
-        self.watch_expiry(ctx);
+        self.arm_timer(ctx);
     }
 
-    /// Closes with 4001 when the token's `exp` passes, unless an `auth` frame extended it.
-    fn watch_expiry(&self, ctx: &mut Ctx) {
-        let Some(identity) = &self.identity else {
-            return;
-        };
-        let left = identity.expires_at.saturating_sub(Utc::now().timestamp());
-        let delay = Duration::from_secs(u64::try_from(left).unwrap_or(0)).min(MAX_TIMER);
-        ctx.run_later(delay, |act, ctx| {
-            let expired =
-                act.identity.as_ref().is_none_or(|i| i.expires_at <= Utc::now().timestamp());
-            if expired {
-                act.close(ctx, CloseCode::Unauthorized, "token expired");
-            } else {
-                act.watch_expiry(ctx);
+    /// (Re)arms the session's one timer for the next heartbeat, or for the token's expiry when
+    /// that comes first: one timer per connection, not one for each.
+    fn arm_timer(&mut self, ctx: &mut Ctx) {
+        if let Some(armed) = self.timer.take() {
+            ctx.cancel_future(armed);
+        }
+        let mut delay = self.next_ping.saturating_duration_since(Instant::now());
+        if let Some(identity) = &self.identity {
+            let left = identity.expires_at.saturating_sub(Utc::now().timestamp());
+            delay = delay.min(Duration::from_secs(u64::try_from(left).unwrap_or(0)));
+        }
+        self.timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.on_timer(ctx);
+        }));
+    }
+
+    /// Closes with 4001 once the token's `exp` has passed (unless an `auth` frame extended it),
+    /// with 1000 once the client has been silent past `--client-timeout-ms`; else pings when a
+    /// heartbeat is due.
+    fn on_timer(&mut self, ctx: &mut Ctx) {
+        if self.identity.as_ref().is_some_and(|i| i.expires_at <= Utc::now().timestamp()) {
+            return self.close(ctx, CloseCode::Unauthorized, "token expired");
+        }
+        let now = Instant::now();
+        if now >= self.next_ping {
+            if self.last_heard.elapsed() > self.config.client_timeout {
+                log::debug!(conn_id:% = self.id; "connection timed out");
+                // The peer has stopped answering: send a close frame in case it is only slow,
+                // and stop without waiting for its answer. `stopping()` cleans up.
+                return self.close(ctx, CloseCode::Normal, "heartbeat timeout");
             }
-        });
+            ctx.ping(b"");
+            self.next_ping = now + self.config.heartbeat_interval;
+        }
+        self.arm_timer(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Ctx, text: &str) {
@@ -462,21 +486,13 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Ctx) {
         ctx.set_mailbox_capacity(self.config.mailbox_capacity);
-        ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
-            if act.last_heard.elapsed() > act.config.client_timeout {
-                log::debug!(conn_id:% = act.id; "connection timed out");
-                // The peer has stopped answering: send a close frame in case it is only slow,
-                // and stop without waiting for its answer. `stopping()` cleans up.
-                act.close(ctx, CloseCode::Normal, "heartbeat timeout");
-                return;
-            }
-            ctx.ping(b"");
-        });
         match self.identity.clone() {
-            // Admitted and in the directory since the handshake (`upgrade`).
+            // Admitted and in the directory since the handshake (`upgrade`); `greet` arms the
+            // timer.
             Some(identity) if self.registered => self.greet(ctx, &identity, None),
             Some(_) => self.close(ctx, CloseCode::RateLimited, TOO_MANY_FOR_USER),
             None => {
+                self.arm_timer(ctx);
                 ctx.run_later(self.config.auth_timeout, |act, ctx| {
                     if act.identity.is_none() {
                         act.close(ctx, CloseCode::Unauthorized, "no auth frame in time");
