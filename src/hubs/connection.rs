@@ -1,5 +1,5 @@
 //! How a hub reaches a connection without knowing the session type: a [`ConnectionHandle`]
-//! (recipients for one encoded frame, [`Deliver`], and for a close, [`CloseConnection`]), the
+//! (one recipient of [`ToConnection`]: an encoded frame, or a close), the
 //! bounded [`fan_out`] every hub delivers with, and [`ReplyTo`], where the answer to a client's
 //! request goes.
 //!
@@ -16,27 +16,22 @@ use crate::ids::{ConnId, UserId};
 use crate::net::SocketHandle;
 use crate::protocol::{CloseCode, Frame, ServerMessage, encode_reply, error_frame};
 
-/// One encoded frame for one connection (the bytes are shared with every other recipient).
+/// What a hub tells a connection: one recipient per handle, not one per kind of message
+/// (each recipient is a boxed sender of its own, cloned with every handle).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Deliver {
-    pub frame: Frame,
-}
-
-/// Asks a session to close its socket with `code` and stop.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseConnection {
-    pub code: CloseCode,
-    pub reason: &'static str,
+pub enum ToConnection {
+    /// One encoded frame (the bytes are shared with every other recipient).
+    Deliver(Frame),
+    /// Close the socket with `code` and stop.
+    Close { code: CloseCode, reason: &'static str },
 }
 
 /// How a hub reaches one connection.
 #[derive(Clone)]
 pub struct ConnectionHandle {
     pub id: ConnId,
-    deliver: Recipient<Deliver>,
-    close: Recipient<CloseConnection>,
+    recipient: Recipient<ToConnection>,
     socket: SocketHandle,
 }
 
@@ -51,18 +46,13 @@ pub enum Delivery {
 }
 
 impl ConnectionHandle {
-    pub fn new(
-        id: ConnId,
-        deliver: Recipient<Deliver>,
-        close: Recipient<CloseConnection>,
-        socket: SocketHandle,
-    ) -> Self {
-        Self { id, deliver, close, socket }
+    pub fn new(id: ConnId, recipient: Recipient<ToConnection>, socket: SocketHandle) -> Self {
+        Self { id, recipient, socket }
     }
 
     /// Queues `frame` without waiting; never grows the mailbox past its capacity.
     pub fn deliver(&self, frame: &Frame) -> Delivery {
-        match self.deliver.try_send(Deliver { frame: frame.clone() }) {
+        match self.recipient.try_send(ToConnection::Deliver(frame.clone())) {
             Ok(()) => Delivery::Sent,
             Err(SendError::Full(_)) => Delivery::Slow,
             Err(SendError::Closed(_)) => Delivery::Gone,
@@ -73,7 +63,7 @@ impl ConnectionHandle {
     /// frames already waiting, if the session ever runs again; and whether it does or not, the
     /// socket is reset once `--write-timeout-ms` has passed (a frozen session cannot close).
     pub fn close(&self, code: CloseCode, reason: &'static str) {
-        self.close.do_send(CloseConnection { code, reason });
+        self.recipient.do_send(ToConnection::Close { code, reason });
         self.socket.reset_after_grace();
     }
 }

@@ -1,7 +1,7 @@
 //! `WsSession`: one actor per WebSocket. It owns the socket, the heartbeat, the inbound rate
 //! limit, the reassembly of fragmented messages and the caller's verified identity. Frames
 //! from the client are decoded here and handed to [`super::frames`], which turns them into hub
-//! messages; whatever the hubs [`Deliver`] is written out as it is.
+//! messages; whatever the hubs deliver ([`ToConnection`]) is written out as it is.
 //!
 //! Lifecycle, in one place each:
 //! - **authenticate**: the identity comes from the handshake, or from a first `auth` frame
@@ -37,7 +37,7 @@ use crate::auth::{Identity, TokenRejected};
 use crate::db::{self, agents};
 use crate::error::ErrorCode;
 use crate::hubs::ReplyTo;
-use crate::hubs::connection::{CloseConnection, ConnectionHandle, Deliver};
+use crate::hubs::connection::{ConnectionHandle, ToConnection};
 use crate::hubs::presence::{Connect, Disconnect, PresenceHub, outbox};
 use crate::hubs::rooms::JoinRoom;
 use crate::ids::{CompanyId, ConnId, RoomName};
@@ -130,8 +130,7 @@ impl Announcement {
     /// Queues the `Connect` in the worker's [`outbox`]; ready once it is in the hub's mailbox,
     /// ahead of anything a later frame or request of this client can send there.
     fn to(self, address: Addr<WsSession>, chosen: Option<AgentStatus>) -> outbox::HandedOver {
-        let recipients = (address.clone().recipient(), address.recipient());
-        let handle = ConnectionHandle::new(self.conn, recipients.0, recipients.1, self.socket);
+        let handle = ConnectionHandle::new(self.conn, address.recipient(), self.socket);
         let Self { hub, company, user, connected_at, .. } = self;
         outbox::connect(&hub, Connect { company, user, handle, connected_at, chosen })
     }
@@ -169,7 +168,7 @@ impl WsSession {
     pub(super) fn connection_handle(&self, ctx: &mut Ctx) -> ConnectionHandle {
         let address = ctx.address();
         let socket = self.transport.socket.clone();
-        ConnectionHandle::new(self.id, address.clone().recipient(), address.recipient(), socket)
+        ConnectionHandle::new(self.id, address.recipient(), socket)
     }
 
     /// Where a hub sends its answer to a request of this connection.
@@ -567,19 +566,16 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     }
 }
 
-impl Handler<Deliver> for WsSession {
+impl Handler<ToConnection> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Ctx) {
-        self.config.hubs.metrics.delivered();
-        self.write(ctx, msg.frame);
-    }
-}
-
-impl Handler<CloseConnection> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: CloseConnection, ctx: &mut Ctx) {
-        self.close(ctx, msg.code, msg.reason);
+    fn handle(&mut self, msg: ToConnection, ctx: &mut Ctx) {
+        match msg {
+            ToConnection::Deliver(frame) => {
+                self.config.hubs.metrics.delivered();
+                self.write(ctx, frame);
+            }
+            ToConnection::Close { code, reason } => self.close(ctx, code, reason),
+        }
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::{AcceptCall, BROWSER_PROVIDER, CallHub, DeclineCall, EndCall, RelaySignal, Signal};
 use crate::calls::{CallEvent, CallStatus, CallTarget, CompanyChoice};
 use crate::cluster::{Audience, Body, Bus, CallCommand, Incoming};
-use crate::hubs::connection::{CloseConnection, ConnectionHandle, Deliver, ReplyTo};
+use crate::hubs::connection::{ConnectionHandle, ReplyTo, ToConnection};
 use crate::hubs::presence::{DeliverHere, DeliverToStaff};
 use crate::ids::{CallId, CompanyId, ConnId, UserId};
 use crate::net::SocketHandle;
@@ -255,8 +255,7 @@ impl RemoteConnection {
     ) -> ReplyTo {
         let remote = Self { bus, company: company.clone(), user_id: user_id.clone(), conn }.start();
         let (socket, _) = SocketHandle::new(None, std::time::Duration::ZERO);
-        let handle =
-            ConnectionHandle::new(conn, remote.clone().recipient(), remote.recipient(), socket);
+        let handle = ConnectionHandle::new(conn, remote.recipient(), socket);
         ReplyTo { user_id: user_id.clone(), conn: handle, reference }
     }
 }
@@ -265,18 +264,15 @@ impl Actor for RemoteConnection {
     type Context = Context<Self>;
 }
 
-impl Handler<Deliver> for RemoteConnection {
+impl Handler<ToConnection> for RemoteConnection {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
-        let audience = Audience::Connection { user_id: self.user_id.clone(), conn: self.conn };
-        self.bus.deliver(&self.company, audience, &msg.frame);
+    /// A frame goes over the bus; closing is the other node's business (it evicts its own
+    /// slow consumers).
+    fn handle(&mut self, msg: ToConnection, _: &mut Context<Self>) {
+        if let ToConnection::Deliver(frame) = msg {
+            let audience = Audience::Connection { user_id: self.user_id.clone(), conn: self.conn };
+            self.bus.deliver(&self.company, audience, &frame);
+        }
     }
-}
-
-impl Handler<CloseConnection> for RemoteConnection {
-    type Result = ();
-
-    /// Closing is the other node's business (it evicts its own slow consumers).
-    fn handle(&mut self, _: CloseConnection, _: &mut Context<Self>) {}
 }
