@@ -68,6 +68,7 @@ const WELCOME: &str = "Successfully connected to WebSocket server";
 /// its close frame before the socket is reset.
 const ABUSE_GRACE: Duration = Duration::from_secs(1);
 
+/// The close reason (4008) of a connection over `--max-connections-per-user`.
 const TOO_MANY_FOR_USER: &str = "too many connections for this user";
 
 /// One WebSocket connection. See the module docs.
