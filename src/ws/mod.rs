@@ -124,10 +124,11 @@ fn admit_ip(config: &SessionConfig, ip: IpAddr) -> Result<CapGuard, AppError> {
     })
 }
 
-/// `?token=` first, then `Authorization: Bearer`.
+/// `?token=` first (the last one, when repeated), then `Authorization: Bearer`.
 fn handshake_token(req: &HttpRequest) -> Option<String> {
     form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(name, _)| name == "token")
+        .filter(|(name, _)| name == "token")
+        .last()
         .map(|(_, token)| token.into_owned())
         .filter(|t| !t.is_empty())
         .or_else(|| bearer_token(req).map(str::to_owned))
