@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use serde_json::json;
 use switchboard::auth::Role;
 
@@ -106,6 +107,24 @@ async fn a_slow_consumer_is_evicted_and_closed_with_4009() {
     };
     assert_eq!(code, 4009);
     assert!(frames > 0);
+}
+
+/// Connects and closes reach the directory in batches, one per worker turn: none is lost or
+/// applied out of order, and a client that heard `connected` is already counted.
+#[actix_web::test]
+async fn a_storm_of_connects_and_closes_is_counted_exactly() {
+    let app = spawn_app().await;
+    let tokens: Vec<_> =
+        (0..40).map(|i| app.token(&format!("c{i}"), Role::Customer, "acme")).collect();
+    let clients = join_all(tokens.iter().map(|token| app.connect(token))).await;
+    let (_, status) = app.get("/api/v1/ws/status", None).await;
+    assert_eq!(
+        status["connections"], 40,
+        "every client that heard `connected` is counted: {status}"
+    );
+    join_all(clients.into_iter().map(|ws| ws.close())).await;
+    let status = app.wait_for_connections(0).await;
+    assert_eq!(status["connected_users"], 0);
 }
 
 #[actix_web::test]
